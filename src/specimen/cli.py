@@ -1,0 +1,210 @@
+"""The one command line: ``specimen <stage> ...``. Snakemake rules and DVC stages call exactly these.
+
+Every stage validates params.yaml first; an error the user can fix is one line on stderr and exit
+status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from specimen import SpecimenError, __version__
+
+STAGES = {}
+
+
+def stage(name: str, help: str):
+    """Register a handler: `setup(parser)` adds its arguments, the function runs it."""
+    def register(func):
+        STAGES[name] = (help, func)
+        return func
+    return register
+
+
+def _module_doc(module: str) -> str:
+    import importlib.util
+    import ast
+
+    spec = importlib.util.find_spec(f"specimen.{module}")
+    return ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
+
+
+@stage("download", "put the dataset's archive in data/raw/ (demo, local:PATH; kaggle:, url: parsed)")
+def _download(p, args=None):
+    if args is None:
+        p.add_argument("out", type=Path, help="output folder, e.g. data/raw")
+        return
+    from specimen.download import download
+    meta = download(p["dataset"]["source"], args.out)
+    return f"{meta['archive']} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]}...)"
+
+
+@stage("extract", "unpack data/raw/<archive> into data/extracted/<name>/, refusing hostile entries")
+def _extract(p, args=None):
+    if args is None:
+        p.add_argument("raw", type=Path, help="the download folder, e.g. data/raw")
+        p.add_argument("out", type=Path, help="output folder, e.g. data/extracted")
+        return
+    from specimen.extract import extract
+    r = extract(args.raw, args.out, p["extract"]["max_total_mb"])
+    return f"{r['files']} files into {r['target']}"
+
+
+@stage("ingest", "account for every file: data/interim/manifest.csv and classes.json")
+def _ingest(p, args=None):
+    if args is None:
+        p.add_argument("extracted", type=Path, help="the extracted folder, e.g. data/extracted")
+        p.add_argument("out", type=Path, help="output folder for manifest.csv and classes.json, e.g. data/interim")
+        return
+    from specimen.ingest import ingest
+    m = ingest(args.extracted, args.out, p["dataset"]["split"], p["seed"])
+    ok = m[m.status == "ok"]
+    return f"{len(m)} files: {len(ok)} images in {ok.label.nunique()} classes, {len(m) - len(ok)} rejected"
+
+
+@stage("preprocess", "decode, EXIF-rotate, resize + pad to image.size; shards + index in data/processed/")
+def _preprocess(p, args=None):
+    if args is None:
+        p.add_argument("manifest", type=Path, help="e.g. data/interim/manifest.csv")
+        p.add_argument("extracted", type=Path, help="the folder the manifest's paths are relative to, e.g. data/extracted")
+        p.add_argument("out", type=Path, help="output folder, e.g. data/processed")
+        return
+    from specimen.preprocess import preprocess
+    index = preprocess(args.manifest, args.extracted, args.out, p["image"], p["preprocess"]["shard_size"])
+    return f"{len(index)} images of {p['image']['size'][0]}x{p['image']['size'][1]} into {args.out}"
+
+
+@stage("embed", "one feature vector per image: data/features/<extractor>.npz")
+def _embed(p, args=None):
+    if args is None:
+        p.add_argument("processed", type=Path, help="e.g. data/processed")
+        p.add_argument("out", type=Path, help="e.g. data/features/histogram.npz")
+        return
+    from specimen.embed import embed
+    f = embed(args.processed, args.out, p["embed"]["extractor"])
+    return f"{f.shape[0]} vectors of {f.shape[1]} floats into {args.out}"
+
+
+@stage("clean", "remove duplicates, cross-split leaks and outliers: data/clean/index.csv, removed.csv")
+def _clean(p, args=None):
+    if args is None:
+        p.add_argument("processed", type=Path, help="e.g. data/processed")
+        p.add_argument("features", type=Path, help="e.g. data/features/histogram.npz")
+        p.add_argument("out", type=Path, help="output folder, e.g. data/clean")
+        return
+    from specimen.clean import clean
+    kept = clean(args.processed, args.features, args.out, p["clean"], p["seed"])
+    return f"{len(kept)} images kept; removed ones listed in {args.out / 'removed.csv'}"
+
+
+@stage("balance", "class weights from the clean training split: data/clean/class_weights.json")
+def _balance(p, args=None):
+    if args is None:
+        p.add_argument("index", type=Path, help="e.g. data/clean/index.csv")
+        p.add_argument("out", type=Path, help="e.g. data/clean/class_weights.json")
+        return
+    from specimen.balance import balance
+    r = balance(args.index, args.out, p["balance"]["class_weight"])
+    return f"{len(r['weights'])} classes, weights {min(r['weights'].values()):.3g}..{max(r['weights'].values()):.3g}"
+
+
+def _data_args(p):
+    p.add_argument("--data", type=Path, required=True, help="processed images, e.g. data/processed")
+    p.add_argument("--index", type=Path, required=True, help="the clean index, e.g. data/clean/index.csv")
+    p.add_argument("--classes", type=Path, required=True, help="e.g. data/interim/classes.json")
+
+
+@stage("train", "train one model: results/models/<model>/model.keras, history.csv, meta.json")
+def _train(p, args=None):
+    if args is None:
+        p.add_argument("model", help="a name from train.models, e.g. small_cnn")
+        _data_args(p)
+        p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/models/small_cnn")
+        return
+    from specimen.train import train
+    h = train(args.model, args.data, args.index, args.weights, args.classes, args.out, p["train"], p["seed"])
+    return f"{len(h)} epochs; last val_accuracy {h['val_accuracy'].iloc[-1]:.4f}" if "val_accuracy" in h else f"{len(h)} epochs"
+
+
+@stage("evaluate", "score one model on the test split: results/reports/<model>/")
+def _evaluate(p, args=None):
+    if args is None:
+        p.add_argument("model_dir", type=Path, help="e.g. results/models/small_cnn")
+        _data_args(p)
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/reports/small_cnn")
+        return
+    from specimen.evaluate import evaluate
+    m = evaluate(args.model_dir, args.data, args.index, args.classes, args.out, p["evaluate"]["batch_size"])
+    return f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} on {m['test_images']} test images"
+
+
+@stage("report", "compare the models (results/report/) and write the run's summary, results/all, last")
+def _report(p, args=None):
+    if args is None:
+        p.add_argument("--reports", type=Path, required=True, help="e.g. results/reports")
+        p.add_argument("--models", type=Path, required=True, help="e.g. results/models")
+        p.add_argument("--data", type=Path, required=True, help="e.g. data/processed")
+        p.add_argument("--clean", type=Path, required=True, help="e.g. data/clean")
+        p.add_argument("--raw", type=Path, required=True, help="e.g. data/raw")
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/report")
+        p.add_argument("--summary", type=Path, required=True, help="e.g. results/all")
+        return
+    from specimen.report import report
+    s = report(p["train"]["models"], args.reports, args.models, args.data, args.clean, args.raw, args.out, args.summary)
+    best = s["models"][s["best_model"]]
+    return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary}"
+
+
+@stage("dvc-commit", "record finished artefacts in dvc.lock and the DVC cache (Snakemake runs this on success)")
+def _dvc_commit(p, args=None):
+    if args is None:
+        return
+    from specimen.dvcsync import commit_finished
+    done, missing = commit_finished(Path.cwd())
+    return f"committed {len(done)} DVC stages" + (f"; not yet run: {', '.join(missing)}" if missing else "")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="specimen",
+        description="A reproducible image-classification pipeline. Each stage below is one step of the "
+                    "DAG that `snakemake results/all` and `dvc repro` run; `specimen STAGE --help` tells "
+                    "what it reads and writes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"specimen {__version__}")
+    subs = top.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name, (help, func) in STAGES.items():
+        module = name if name != "dvc-commit" else "dvcsync"
+        sub = subs.add_parser(name, help=help, description=_module_doc(module) or help,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--params", type=Path, default=Path("params.yaml"),
+                         help="the params file (default: params.yaml)")
+        func(sub)
+        sub.set_defaults(func=func)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from specimen import params as params_mod
+
+        p = params_mod.load(args.params)
+        message = args.func(p, args)
+    except SpecimenError as e:
+        print(f"specimen {args.stage}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"specimen {args.stage}: interrupted", file=sys.stderr)
+        return 130
+    if message:
+        print(f"specimen {args.stage}: {message}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

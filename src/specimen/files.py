@@ -1,0 +1,85 @@
+"""Writing artefacts: atomically (complete or absent) and byte-for-byte deterministically."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _tmp_sibling(path: Path) -> Path:
+    """A hidden name in the same folder (so os.replace is atomic) that keeps the suffix."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path):
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path):
+    """Yield an empty temporary folder beside `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def json_text(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json_text(obj), encoding="utf-8")
+
+
+def write_csv(path: str | Path, frame) -> None:
+    """A pandas frame as CSV with fixed line endings and float format: same data, same bytes."""
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Like numpy.savez, but with fixed entry timestamps so equal arrays give equal bytes."""
+    with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, buf.getvalue())
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
