@@ -1,0 +1,89 @@
+"""evaluate: score one trained model on the clean test split.
+
+Writes into results/reports/<model>/: ``classification_report.txt`` and ``.json``
+(scikit-learn), ``confusion_matrix.png``, ``curves.png`` (accuracy and loss per epoch, train and
+valid), ``predictions.csv`` and ``metrics.json`` (accuracy, macro F1, weighted F1, test count).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from specimen import SpecimenError
+from specimen.data import dataset, load_classes, split_rows
+from specimen.files import atomic_file, write_csv, write_json
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+
+
+def plot_confusion(y_true, y_pred, classes: list[str], path: Path) -> np.ndarray:
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    matrix = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
+    size = max(5, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(ax=ax, cmap="Blues", colorbar=False,
+                                                               xticks_rotation="vertical")
+    ax.set_title(f"Confusion matrix (test, n={matrix.sum()})")
+    _save(fig, path)
+    plt.close(fig)
+    return matrix
+
+
+def plot_curves(history: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(history.epoch, history[metric], marker="o", label="train")
+        if f"val_{metric}" in history:
+            ax.plot(history.epoch, history[f"val_{metric}"], marker="o", label="valid")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
+             batch_size: int) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import keras
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+    classes = load_classes(classes_path)
+    rows = split_rows(index_path, "test")
+    if rows.empty:
+        raise SpecimenError(f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0")
+    model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    probs = model.predict(dataset(rows, processed, classes, batch_size), verbose=0)
+    y_true = rows.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    y_pred = probs.argmax(axis=1)
+    labels = list(range(len(classes)))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report_kw = dict(labels=labels, target_names=classes, zero_division=0)
+    with atomic_file(out_dir / "classification_report.txt") as tmp:
+        tmp.write_text(classification_report(y_true, y_pred, digits=4, **report_kw))
+    write_json(out_dir / "classification_report.json", classification_report(y_true, y_pred, output_dict=True, **report_kw))
+    plot_confusion(y_true, y_pred, classes, out_dir / "confusion_matrix.png")
+    plot_curves(pd.read_csv(model_dir / "history.csv"), out_dir / "curves.png")
+    write_csv(out_dir / "predictions.csv", pd.DataFrame({
+        "id": rows.id, "label": rows.label, "predicted": [classes[i] for i in y_pred],
+        "confidence": probs.max(axis=1).round(6)}))
+    metrics = {"accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+               "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
+               "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
+               "test_images": int(len(rows))}
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
