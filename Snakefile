@@ -1,0 +1,26 @@
+# specimen: the whole DAG. `snakemake --cores 8 results/all` (or just `snakemake --cores 8`).
+# Every rule calls the one `specimen` CLI with the same paths as the matching stage in dvc.yaml.
+from pathlib import Path
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/clean.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/all",
+    default_target: True
+
+
+onsuccess:
+    # Record what Snakemake built in dvc.lock and the DVC cache: `dvc status` is then clean and
+    # `dvc push` shares the artefacts.
+    if Path(".dvc").is_dir():
+        shell("specimen dvc-commit")

@@ -1,0 +1,58 @@
+# Cleaning: embed -> clean -> balance.
+
+
+rule embed:
+    input:
+        processed="data/processed",
+        code=code("embed"),
+    output:
+        FEATURES,
+    params:
+        embed=config["embed"],
+    log:
+        "logs/embed.log",
+    benchmark:
+        "logs/benchmarks/embed.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "specimen embed {input.processed} {output} > {log} 2>&1"
+
+
+rule clean:
+    input:
+        processed="data/processed",
+        features=FEATURES,
+        code=code("clean"),
+    output:
+        index="data/clean/index.csv",
+        removed="data/clean/removed.csv",
+    params:
+        clean=config["clean"],
+        seed=config["seed"],
+    log:
+        "logs/clean.log",
+    benchmark:
+        "logs/benchmarks/clean.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "specimen clean {input.processed} {input.features} data/clean > {log} 2>&1"
+
+
+rule balance:
+    input:
+        index="data/clean/index.csv",
+        code=code("balance"),
+    output:
+        "data/clean/class_weights.json",
+    params:
+        balance=config["balance"],
+    log:
+        "logs/balance.log",
+    benchmark:
+        "logs/benchmarks/balance.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "specimen balance {input.index} {output} > {log} 2>&1"

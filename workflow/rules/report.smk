@@ -1,0 +1,27 @@
+# The run's comparison and summary; results/all is written last.
+
+
+rule report:
+    input:
+        metrics=expand("results/reports/{model}/metrics.json", model=MODELS),
+        meta=expand("results/models/{model}/meta.json", model=MODELS),
+        processed="data/processed",
+        clean_index="data/clean/index.csv",
+        removed="data/clean/removed.csv",
+        raw="data/raw",
+        code=code("report"),
+    output:
+        comparison="results/report/comparison.csv",
+        plot="results/report/comparison.png",
+        summary="results/all",
+    params:
+        models=MODELS,
+    log:
+        "logs/report.log",
+    benchmark:
+        "logs/benchmarks/report.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "specimen report --reports results/reports --models results/models --data {input.processed}"
+        " --clean data/clean --raw {input.raw} --out results/report --summary {output.summary} > {log} 2>&1"
