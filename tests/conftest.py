@@ -1,0 +1,73 @@
+"""Shared fixtures. Every cache and config a library might write goes under the test's temp folder."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", "src", ".dvc/config", ".dvc/.gitignore",
+                 ".dvcignore", ".gitignore"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_home(tmp_path_factory):
+    """Keras, matplotlib, DVC, Snakemake and XDG caches in a temp folder; nothing in the real home."""
+    home = tmp_path_factory.mktemp("home")
+    env = {"HOME": str(home), "KERAS_HOME": str(home / "keras"), "MPLCONFIGDIR": str(home / "mpl"),
+           "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
+           "DVC_NO_ANALYTICS": "1", "XDG_CACHE_HOME": str(home / "cache"), "XDG_CONFIG_HOME": str(home / "config"),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run(cmd, cwd, check=True, **kw):
+    """Run a command in `cwd`; on failure show its output."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def make_project(dest: Path, params_update=None) -> Path:
+    """A copy of the project (a git + DVC repo), with optional changes to params.yaml."""
+    import yaml
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif src.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    if params_update:
+        params = yaml.safe_load((dest / "params.yaml").read_text())
+        for dotted, value in params_update.items():
+            *path, key = dotted.split(".")
+            node = params
+            for p in path:
+                node = node[p]
+            node[key] = value
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "project"], dest)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path):
+    return make_project(tmp_path / "project")

@@ -1,0 +1,58 @@
+"""The Snakefile and dvc.yaml describe the same DAG: same commands, inputs and outputs per stage."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def snakemake_jobs(workdir: Path) -> dict:
+    """{job name: {cmd, inputs, outputs}} from `snakemake -n -p --forceall` (job name as DVC names it)."""
+    out = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--cores", "1"], cwd=workdir,
+                         capture_output=True, text=True, check=True).stdout
+    jobs = {}
+    for block in out.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        if rule == "all":
+            continue
+        fields = dict(re.findall(r"^    (input|output|wildcards): (.*)$", block, re.M))
+        cmd = re.search(r"^Shell command: (.*)$", block, re.M).group(1)
+        name = rule
+        if "wildcards" in fields:
+            name += "@" + fields["wildcards"].split("=", 1)[1]
+        jobs[name] = {
+            # Snakemake adds its log redirect; the command itself is what DVC runs.
+            "cmd": " ".join(re.sub(r"\s*> \S+ 2>&1$", "", cmd).split()),
+            "inputs": set(fields.get("input", "").split(", ")) - {""},
+            "outputs": set(fields["output"].split(", ")),
+        }
+    return jobs
+
+
+def dvc_stages(workdir: Path) -> dict:
+    from dvc.repo import Repo
+
+    with Repo(str(workdir)) as repo:
+        return {s.addressing: {"cmd": " ".join(s.cmd.split()),
+                               "deps": {str(Path(d.def_path)) for d in s.deps if not d.def_path.endswith(".yaml")},
+                               "outputs": {str(Path(o.def_path)) for o in s.outs}}
+                for s in repo.index.stages}
+
+
+def covered(path: str, deps: set) -> bool:
+    """DVC may depend on a folder that holds the files Snakemake lists one by one."""
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def test_snakemake_and_dvc_describe_the_same_dag():
+    smk, dvc = snakemake_jobs(ROOT), dvc_stages(ROOT)
+    assert set(smk) == set(dvc), "the two DAGs have different stages"
+    assert len(smk) == 10
+    for name in sorted(smk):
+        s, d = smk[name], dvc[name]
+        assert s["cmd"] == d["cmd"], name
+        assert s["outputs"] == d["outputs"], name
+        assert all(covered(i, d["deps"]) for i in s["inputs"]), f"{name}: Snakemake input missing from dvc.yaml"
+        assert all(any(covered(i, {dep}) for i in s["inputs"]) for dep in d["deps"]), f"{name}: DVC dep missing from the Snakefile"

@@ -1,0 +1,104 @@
+"""The whole DAG on the embedded demo, through the real `snakemake` and the real `dvc repro`.
+
+One project runs under Snakemake and another under DVC, in two folders: both must produce
+byte-identical data artefacts, each tool must then see the other's work as up to date, and a
+change to train.* must re-run only train, evaluate and report.
+"""
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import make_project, run
+
+pytestmark = pytest.mark.slow
+FAST = {"train.epochs": 3}
+
+
+def data_files(project: Path) -> dict:
+    return {p.relative_to(project).as_posix(): p.read_bytes()
+            for p in sorted((project / "data").rglob("*")) if p.is_file()}
+
+
+def planned_jobs(project: Path) -> set:
+    out = run(["snakemake", "-n", "--cores", "2", "results/all"], project).stdout
+    return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all"}
+
+
+def dvc_would_run(project: Path) -> set:
+    out = run(["dvc", "repro", "--dry"], project).stdout
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+@pytest.fixture(scope="module")
+def snakemade(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("a") / "specimen", FAST)
+    run(["snakemake", "--cores", "2", "results/all"], project, timeout=900)
+    return project
+
+
+@pytest.fixture(scope="module")
+def dvc_made(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("b") / "elsewhere", FAST)
+    run(["dvc", "repro"], project, timeout=900)
+    return project
+
+
+def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
+    p = snakemade
+    summary = json.loads((p / "results/all").read_text())
+    with zipfile.ZipFile(p / "data/raw/demo.zip") as zf:
+        n_files = len([n for n in zf.namelist() if not n.endswith("/")])
+    manifest = pd.read_csv(p / "data/interim/manifest.csv")
+    index = pd.read_csv(p / "data/processed/index.csv")
+    rejects = pd.read_csv(p / "data/processed/rejects.csv")
+    kept = pd.read_csv(p / "data/clean/index.csv")
+    removed = pd.read_csv(p / "data/clean/removed.csv")
+    assert len(manifest) == n_files == summary["images"]["source_files"]
+    assert len(index) + len(rejects) == n_files
+    assert len(kept) + len(removed) == len(index)
+    assert set(rejects.reason.str.split(":").str[0]) >= {"not an image", "empty file"}
+    assert {"duplicate", "leak", "outlier"} <= set(removed.reason)
+    metrics = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
+    assert summary["models"]["small_cnn"]["accuracy"] == metrics["accuracy"]
+    assert metrics["test_images"] == (kept.split == "test").sum()
+    for f in ("classification_report.txt", "confusion_matrix.png", "curves.png", "predictions.csv"):
+        assert (p / "results/reports/small_cnn" / f).stat().st_size > 0
+    assert (p / "results/report/comparison.png").stat().st_size > 0
+    assert len(list((p / "data/processed/shards").iterdir())) == -(-len(index) // 1024)  # shards, not per-image files
+    assert sorted(x.name for x in (p / "logs/benchmarks").iterdir()) >= ["clean.tsv", "download.tsv"]
+    truth = json.loads((p / "data/raw/demo.truth.json").read_text())
+    assert len(truth["files"]) == n_files
+
+
+def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
+    assert "up to date" in run(["dvc", "status"], snakemade).stdout
+    assert (snakemade / "dvc.lock").is_file()
+    assert planned_jobs(snakemade) == set()
+    assert dvc_would_run(snakemade) == set()
+
+
+def test_changing_train_epochs_reruns_only_train_evaluate_report(snakemade):
+    params = snakemade / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("epochs: 3", "epochs: 4"))
+    try:
+        assert planned_jobs(snakemade) == {"train", "evaluate", "report"}
+        assert dvc_would_run(snakemade) == {"train@small_cnn", "evaluate@small_cnn", "report"}
+    finally:
+        params.write_text(original)
+
+
+def test_dvc_repro_gives_byte_identical_data_in_another_folder(snakemade, dvc_made):
+    a, b = data_files(snakemade), data_files(dvc_made)
+    assert sorted(a) == sorted(b) and len(a) > 10
+    different = [name for name in a if a[name] != b[name]]
+    assert different == []
+
+
+def test_after_dvc_repro_snakemake_has_nothing_to_do(dvc_made):
+    assert planned_jobs(dvc_made) == set()
+    assert json.loads((dvc_made / "results/all").read_text())["best_model"] == "small_cnn"

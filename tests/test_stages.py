@@ -1,0 +1,310 @@
+"""Each stage on tiny inputs built here: what it writes, what it refuses, what it accounts for."""
+import io
+import json
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from specimen import SpecimenError
+from specimen.balance import balance
+from specimen.clean import clean
+from specimen.download import download, parse_source
+from specimen.embed import colour_histogram, embed
+from specimen.extract import extract
+from specimen.ingest import ingest
+from specimen.preprocess import load_image, preprocess
+
+SPLIT = {"train": 0.6, "valid": 0.2, "test": 0.2}
+
+
+def save(path: Path, image: Image.Image, fmt="PNG", **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt, **kw)
+    return path
+
+
+def shape_image(kind: str, size=(40, 30), seed=0) -> Image.Image:
+    """A light image with a dark square or disc: two visually distinct classes."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    img = np.full((h, w, 3), 220, np.uint8) + rng.integers(0, 20, (h, w, 3), dtype=np.uint8)
+    if kind == "square":
+        cv2.rectangle(img, (w // 4, h // 4), (3 * w // 4, 3 * h // 4), (20, 20, 120), -1)
+    else:
+        cv2.circle(img, (w // 2, h // 2), min(w, h) // 3, (120, 20, 20), -1)
+    return Image.fromarray(img)
+
+
+def class_folder_dataset(root: Path, per_class=10) -> Path:
+    for kind in ("disc", "square"):
+        for i in range(per_class):
+            save(root / kind / f"{kind}_{i:02d}.png", shape_image(kind, seed=i))
+    return root
+
+
+def raw_from_folder(tmp: Path, folder: Path) -> Path:
+    download(f"local:{folder}", tmp / "raw")
+    return tmp / "raw"
+
+
+# -- download ------------------------------------------------------------------------------------
+
+def test_download_demo_writes_zip_truth_and_metadata(tmp_path):
+    meta = download("demo", tmp_path / "raw")
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["demo.truth.json", "demo.zip", "source.json"]
+    assert meta["sha256"] == json.loads((tmp_path / "raw/source.json").read_text())["sha256"]
+    with zipfile.ZipFile(tmp_path / "raw/demo.zip") as zf:
+        assert not any("truth" in n for n in zf.namelist())
+
+
+def test_download_local_folder_zip_depends_only_on_content(tmp_path):
+    folder = class_folder_dataset(tmp_path / "flowers", per_class=2)
+    a = download(f"local:{folder}", tmp_path / "a")
+    for p in folder.rglob("*.png"):  # same bytes, new times
+        p.touch()
+    b = download(f"local:{folder}", tmp_path / "b")
+    assert a["sha256"] == b["sha256"] and a["archive"] == "flowers.zip"
+
+
+def test_download_local_archive_is_copied(tmp_path):
+    tar = tmp_path / "set.tar.gz"
+    with tarfile.open(tar, "w:gz") as tf:
+        tf.add(class_folder_dataset(tmp_path / "set", per_class=1), arcname="set")
+    meta = download(f"local:{tar}", tmp_path / "raw")
+    assert meta["archive"] == "set.tar.gz" and meta["name"] == "set"
+    assert (tmp_path / "raw/set.tar.gz").read_bytes() == tar.read_bytes()
+
+
+@pytest.mark.parametrize("source, words", [
+    ("kaggle:gpiosenka/yikes-spiders", "local:PATH"),
+    ("kaggle:nodataset", "kaggle:OWNER/SLUG"),
+    ("local:/does/not/exist", "no such file"),
+    ("ftp:x", "expected demo"),
+])
+def test_download_bad_sources_say_what_to_do(tmp_path, source, words):
+    with pytest.raises(SpecimenError, match=words):
+        download(source, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_parse_source():
+    assert parse_source("kaggle:owner/slug") == ("kaggle", "owner/slug")
+    assert parse_source("demo") == ("demo", "")
+
+
+# -- extract -------------------------------------------------------------------------------------
+
+def hostile_zip(raw: Path, name: str, payload=b"x", symlink=False) -> Path:
+    raw.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(raw / "evil.zip", "w") as zf:
+        zf.writestr("ok/a.txt", b"fine")
+        info = zipfile.ZipInfo(name)
+        if symlink:
+            info.external_attr = 0o120777 << 16
+        zf.writestr(info, payload)
+    (raw / "source.json").write_text(json.dumps({"archive": "evil.zip", "name": "evil"}))
+    return raw
+
+
+@pytest.mark.parametrize("entry, symlink", [("../escape.txt", False), ("/abs/escape.txt", False),
+                                            ("ok/../../escape.txt", False), ("ok/link", True)])
+def test_extract_refuses_hostile_zip_entries_and_writes_nothing(tmp_path, entry, symlink):
+    raw = hostile_zip(tmp_path / "work/raw", entry, b"/etc/passwd" if symlink else b"x", symlink)
+    with pytest.raises(SpecimenError, match="refusing entry"):
+        extract(raw, tmp_path / "work/extracted", 100)
+    assert not (tmp_path / "work/extracted").exists()
+    assert not list(tmp_path.rglob("escape.txt"))
+
+
+def test_extract_refuses_tar_links_and_oversized(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with tarfile.open(raw / "t.tar", "w") as tf:
+        info = tarfile.TarInfo("d/link")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    (raw / "source.json").write_text(json.dumps({"archive": "t.tar", "name": "t"}))
+    with pytest.raises(SpecimenError, match="links"):
+        extract(raw, tmp_path / "extracted", 100)
+    big = raw / "big.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("c/zeros.bin", bytes(3_000_000))
+    (raw / "source.json").write_text(json.dumps({"archive": "big.zip", "name": "big"}))
+    with pytest.raises(SpecimenError, match="max_total_mb"):
+        extract(raw, tmp_path / "extracted", 1)
+    assert not (tmp_path / "extracted").exists()
+
+
+# -- ingest --------------------------------------------------------------------------------------
+
+def test_ingest_class_folders_stratified_split_and_every_file_accounted(tmp_path):
+    folder = class_folder_dataset(tmp_path / "shapes", per_class=10)
+    (folder / "disc/readme.txt").write_text("not an image")
+    (folder / "stray.png").write_bytes((folder / "disc/disc_00.png").read_bytes())
+    (folder / "square/broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    extract(raw_from_folder(tmp_path, folder), tmp_path / "extracted", 100)
+    m = ingest(tmp_path / "extracted", tmp_path / "interim", SPLIT, seed=1)
+    assert len(m) == 23  # every file, kept or rejected
+    reasons = dict(zip(m.id, m.reason))
+    assert reasons["disc/readme.txt"] == "not an image"
+    assert reasons["stray.png"].startswith("not in a <class>/ folder")
+    assert reasons["square/broken.jpg"].startswith("corrupt image")
+    ok = m[m.status == "ok"]
+    assert len(ok) == 20
+    assert ok.groupby("label").split.value_counts().unstack().loc[:, ["train", "valid", "test"]].values.tolist() == [[6, 2, 2], [6, 2, 2]]
+    assert json.loads((tmp_path / "interim/classes.json").read_text()) == {"classes": ["disc", "square"]}
+    again = ingest(tmp_path / "extracted", tmp_path / "interim2", SPLIT, seed=1)
+    assert (tmp_path / "interim/manifest.csv").read_bytes() == (tmp_path / "interim2/manifest.csv").read_bytes()
+    assert again.split.tolist() == m.split.tolist()
+
+
+def test_ingest_keeps_provided_splits_below_a_wrapper_folder(tmp_path):
+    root = tmp_path / "src/wrapper"
+    for split in ("train", "val", "test"):
+        for kind in ("disc", "square"):
+            save(root / split / kind / f"{split}.png", shape_image(kind))
+    extract(raw_from_folder(tmp_path, tmp_path / "src"), tmp_path / "extracted", 100)
+    m = ingest(tmp_path / "extracted", tmp_path / "interim", SPLIT, seed=0)
+    assert sorted(m.split.unique()) == ["test", "train", "valid"]
+    assert m.set_index("id").loc["val/disc/val.png", "split"] == "valid"
+
+
+def test_ingest_with_no_image_is_a_clear_error(tmp_path):
+    (tmp_path / "src/a").mkdir(parents=True)
+    (tmp_path / "src/a/notes.txt").write_text("hi")
+    extract(raw_from_folder(tmp_path, tmp_path / "src"), tmp_path / "extracted", 100)
+    with pytest.raises(SpecimenError, match="no readable image"):
+        ingest(tmp_path / "extracted", tmp_path / "interim", SPLIT, seed=0)
+
+
+# -- preprocess ----------------------------------------------------------------------------------
+
+def test_load_image_converts_modes_and_pads_proportionally(tmp_path):
+    base = shape_image("square", size=(60, 30))  # wide: 30 rows, 60 columns
+    rgb = np.asarray(base)
+    cases = {
+        "cmyk.jpg": (base.convert("CMYK"), "JPEG"),
+        "grey.png": (base.convert("L"), "PNG"),
+        "rgba.png": (base.convert("RGBA"), "PNG"),
+        "palette.png": (base.convert("P", palette=Image.ADAPTIVE, colors=32), "PNG"),
+        "sixteen.png": (Image.fromarray((np.asarray(base.convert("L")).astype(np.uint16) * 257)), "PNG"),
+    }
+    for name, (im, fmt) in cases.items():
+        img, box, reason = load_image(str(save(tmp_path / name, im, fmt)), 32, 32, "rgb")
+        assert reason == "" and img.shape == (32, 32, 3) and img.dtype == np.uint8, name
+        assert box == (8, 0, 24, 32), name  # 2:1 content centred, zero bands above and below
+        assert img[:8].max() == 0 and img[24:].max() == 0, name
+        expected = cv2.resize(rgb, (32, 16), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(img[8:24].astype(int).mean() - expected.mean()) < 12, name
+    # EXIF orientation 6: stored rotated, shown upright (wide)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save(tmp_path / "rot.jpg", base.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif)
+    img, box, _ = load_image(str(tmp_path / "rot.jpg"), 32, 32, "rgb")
+    assert box == (8, 0, 24, 32)
+    grey, _, _ = load_image(str(tmp_path / "grey.png"), 20, 40, "grey")
+    assert grey.shape == (20, 40, 1)
+
+
+def test_load_image_rejects_truncated_bytes(tmp_path):
+    data = io.BytesIO()
+    shape_image("disc", size=(200, 200)).save(data, format="JPEG")
+    (tmp_path / "cut.jpg").write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
+    img, box, reason = load_image(str(tmp_path / "cut.jpg"), 32, 32, "rgb")
+    assert img is None and reason.startswith("cannot decode")
+
+
+def prepared(tmp_path, per_class=10):
+    folder = class_folder_dataset(tmp_path / "shapes", per_class=per_class)
+    extract(raw_from_folder(tmp_path, folder), tmp_path / "extracted", 100)
+    ingest(tmp_path / "extracted", tmp_path / "interim", SPLIT, seed=0)
+    return tmp_path / "interim/manifest.csv", tmp_path / "extracted"
+
+
+def test_preprocess_shards_are_the_same_whatever_the_worker_count(tmp_path, monkeypatch):
+    manifest, extracted = prepared(tmp_path)
+    image = {"size": [24, 24], "resize": "pad", "color": "rgb"}
+    outs = []
+    for n in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", n)
+        out = tmp_path / f"processed{n}"
+        index = preprocess(manifest, extracted, out, image, shard_size=7)
+        outs.append(out)
+    assert len(index) == 20 and sorted(p.name for p in (outs[0] / "shards").iterdir()) == [
+        "shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
+    for a in sorted(outs[0].rglob("*")):
+        if a.is_file():
+            assert a.read_bytes() == (outs[1] / a.relative_to(outs[0])).read_bytes(), a.name
+    assert np.load(outs[0] / "shards/shard-00002.npy").shape == (6, 24, 24, 3)
+    assert not list(tmp_path.glob(".processed*"))  # no temporary folder left behind
+
+
+# -- embed, clean, balance -----------------------------------------------------------------------
+
+def test_histogram_is_the_classic_opencv_recipe_over_the_image_pixels_only(tmp_path):
+    manifest, extracted = prepared(tmp_path, per_class=4)
+    preprocess(manifest, extracted, tmp_path / "processed", {"size": [24, 24], "resize": "pad", "color": "rgb"}, 50)
+    feats = embed(tmp_path / "processed", tmp_path / "features/histogram.npz", "histogram")
+    index = pd.read_csv(tmp_path / "processed/index.csv")
+    row = index.iloc[0]
+    img = np.load(tmp_path / "processed/shards" / row.shard)[row.offset]
+    content = np.ascontiguousarray(img[row.y0:row.y1, row.x0:row.x1])
+    hist = cv2.calcHist([content], [0, 1, 2], None, [8, 8, 8], [0, 256, 0, 256, 0, 256])
+    cv2.normalize(hist, hist)
+    np.testing.assert_allclose(feats[0], hist.flatten(), rtol=1e-5)
+    assert row.y0 > 0 and feats[0][0] < hist.flatten().max()  # padding (black) not counted
+    with np.load(tmp_path / "features/histogram.npz") as npz:
+        assert npz["ids"].tolist() == index.id.tolist() and npz["features"].shape == (8, 512)
+    assert colour_histogram(np.zeros((4, 4, 1), np.uint8)).shape == (512,)
+
+
+def fake_processed(tmp_path, rows, features):
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    pd.DataFrame(rows).to_csv(processed / "index.csv", index=False)
+    np.savez(tmp_path / "f.npz", ids=np.array([r["id"] for r in rows]), features=np.array(features, np.float32))
+    return processed, tmp_path / "f.npz"
+
+
+def test_clean_removes_duplicates_leaks_and_outliers_with_reasons(tmp_path):
+    rng = np.random.default_rng(0)
+    rows, feats = [], []
+    for i in range(60):
+        split = ["train", "valid", "test"][i % 3]
+        rows.append({"id": f"{split}/a/{i}.png", "label": "a", "split": split, "sha256": f"h{i}"})
+        feats.append(rng.normal(0, 0.05, 8))
+    rows.append({"id": "train/a/far.png", "label": "a", "split": "train", "sha256": "far"})
+    feats.append(np.full(8, 5.0))
+    rows.append({"id": "test/a/copy.png", "label": "a", "split": "test", "sha256": "h0"})   # leak of train/a/0
+    rows.append({"id": "train/a/copy.png", "label": "a", "split": "train", "sha256": "h3"})  # dup of train/a/3
+    feats += [feats[0], feats[3]]
+    processed, features = fake_processed(tmp_path, rows, feats)
+    params = {"duplicates": "exact", "outliers": {"method": "isolation_forest", "contamination": 0.02}}
+    kept = clean(processed, features, tmp_path / "clean", params, seed=0)
+    removed = pd.read_csv(tmp_path / "clean/removed.csv").set_index("id")
+    assert removed.loc["test/a/copy.png", "reason"] == "leak" and removed.loc["test/a/copy.png", "twin"] == "train/a/0.png"
+    assert removed.loc["train/a/copy.png", "reason"] == "duplicate"
+    assert removed.loc["train/a/far.png", "reason"] == "outlier"
+    assert len(kept) + len(removed) == len(rows)
+    assert kept.outlier_score.notna().all() and removed.loc["train/a/far.png", "score"] > kept.outlier_score.max()
+
+
+def test_clean_refuses_features_of_another_index(tmp_path):
+    processed, features = fake_processed(tmp_path, [{"id": "a", "label": "x", "split": "train", "sha256": "1"}], [[0.0]])
+    pd.DataFrame([{"id": "b", "label": "x", "split": "train", "sha256": "1"}]).to_csv(processed / "index.csv", index=False)
+    with pytest.raises(SpecimenError, match="re-run embed"):
+        clean(processed, features, tmp_path / "clean", {"duplicates": "exact", "outliers": {"method": "none"}}, 0)
+
+
+def test_balance_weights_are_sklearn_balanced(tmp_path):
+    pd.DataFrame({"id": range(8), "label": ["a"] * 6 + ["b"] * 2, "split": ["train"] * 8}).to_csv(tmp_path / "i.csv", index=False)
+    r = balance(tmp_path / "i.csv", tmp_path / "w.json", "balanced")
+    assert r["weights"] == {"a": pytest.approx(8 / (2 * 6)), "b": pytest.approx(8 / (2 * 2))}
+    assert balance(tmp_path / "i.csv", tmp_path / "w.json", "none")["weights"] == {"a": 1.0, "b": 1.0}

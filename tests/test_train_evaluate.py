@@ -1,0 +1,73 @@
+"""train and evaluate on a tiny two-class dataset built here (random-init CNN, a few epochs)."""
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from specimen.balance import balance
+from specimen.clean import clean
+from specimen.embed import embed
+from specimen.evaluate import evaluate
+from specimen.models import augmentation, build
+from specimen.preprocess import preprocess
+from specimen.train import train
+from tests.test_stages import SPLIT, prepared
+
+TRAIN = {"epochs": 4, "batch_size": 8, "learning_rate": 0.003, "patience": 10, "deterministic": True,
+         "augment": {"flip": "none", "rotation": 5}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    manifest, extracted = prepared(tmp, per_class=20)
+    processed = tmp / "processed"
+    preprocess(manifest, extracted, processed, {"size": [24, 24], "resize": "pad", "color": "rgb"}, 16)
+    embed(processed, tmp / "features.npz", "histogram")
+    clean(processed, tmp / "features.npz", tmp / "clean", {"duplicates": "exact", "outliers": {"method": "none"}}, 0)
+    balance(tmp / "clean/index.csv", tmp / "clean/class_weights.json", "balanced")
+    history = train("small_cnn", processed, tmp / "clean/index.csv", tmp / "clean/class_weights.json",
+                    tmp / "interim/classes.json", tmp / "models/small_cnn", TRAIN, seed=3)
+    return tmp, history
+
+
+def test_train_writes_a_loadable_model_history_and_meta(trained):
+    import keras
+
+    tmp, history = trained
+    out = tmp / "models/small_cnn"
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "meta.json", "model.keras"]
+    frame = pd.read_csv(out / "history.csv")
+    assert frame.epoch.tolist() == [1, 2, 3, 4]
+    assert {"accuracy", "loss", "val_accuracy", "val_loss"} <= set(frame.columns)
+    assert frame.loss.iloc[-1] < frame.loss.iloc[0]  # it learns
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["classes"] == ["disc", "square"] and meta["input_shape"] == [24, 24, 3]
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 2) and model.input.dtype == "uint8"
+
+
+def test_evaluate_reports_match_the_test_split(trained):
+    tmp, _ = trained
+    out = tmp / "reports/small_cnn"
+    metrics = evaluate(tmp / "models/small_cnn", tmp / "processed", tmp / "clean/index.csv",
+                       tmp / "interim/classes.json", out, batch_size=16)
+    n_test = (pd.read_csv(tmp / "clean/index.csv").split == "test").sum()
+    assert metrics["test_images"] == n_test == 8
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert 0 <= metrics["accuracy"] <= 1 and set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "test_images"}
+    report = json.loads((out / "classification_report.json").read_text())
+    assert report["macro avg"]["support"] == n_test
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == n_test and (predictions.label == predictions.predicted).mean() == pytest.approx(metrics["accuracy"])
+    for png in ("confusion_matrix.png", "curves.png"):
+        with Image.open(out / png) as im:
+            assert im.width > 300 and im.height > 200
+
+
+def test_model_has_augmentation_layers_inside(trained):
+    layers = augmentation({"flip": "horizontal", "rotation": 15, "translate": 0.1, "zoom": 0.2}, seed=0).layers
+    assert [type(l).__name__ for l in layers] == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
+    model = build("small_cnn", (24, 24, 3), 3, {"flip": "none", "rotation": 0}, 0)
+    assert "augmentation" not in [l.name for l in model.layers]
