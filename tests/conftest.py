@@ -9,8 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", "src", ".dvc/config", ".dvc/.gitignore",
-                 ".dvcignore", ".gitignore"]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -46,13 +44,11 @@ def make_project(dest: Path, params_update=None) -> Path:
     import yaml
 
     dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT).stdout
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():  # what a clone would hold (less files deleted but not yet committed)
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
+            shutil.copy2(ROOT / name, dest / name)
     if params_update:
         params = yaml.safe_load((dest / "params.yaml").read_text())
         for dotted, value in params_update.items():

@@ -18,5 +18,7 @@ def commit_finished(root: Path) -> tuple[list[str], list[str]]:
         for s in stages:
             (done if all(out.exists for out in s.outs) else missing).append(s.addressing)
         for name in done:
-            repo.commit(name, force=True)
+            # relink=False: copy into the cache but leave the workspace files (and their mtimes,
+            # which Snakemake compares with its logs) as Snakemake wrote them.
+            repo.commit(name, force=True, relink=False)
     return done, missing

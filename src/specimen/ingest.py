@@ -56,7 +56,8 @@ def probe(path: Path) -> dict:
         return {"status": "rejected", "reason": f"decompression bomb: {e}"}
     except Exception as e:  # Pillow raises many types for bad bytes; the reason says which
         if path.suffix.lower() in Image.registered_extensions():
-            return {"status": "rejected", "reason": f"corrupt image: {str(e).splitlines()[0][:120]}"}
+            message = str(e).replace(str(path), path.name).splitlines()[0][:120]
+            return {"status": "rejected", "reason": f"corrupt image: {message}"}
         return {"status": "rejected", "reason": "not an image"}
     return {**info, "status": "ok", "reason": ""}
 

@@ -38,7 +38,8 @@ def small_cnn(input_shape, n_classes: int, augment: dict, seed: int):
         x = augment_layers(x)
     # Per-image standardisation: paper tint, ink colour and exposure stop mattering.
     x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardise")(x)
-    for filters in (32, 64, 128):
+    for filters in (16, 32, 64):  # VGG-style blocks: two 3x3 convolutions, then pooling
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D()(x)
     # Flatten, not global pooling: where the strokes are is what tells one class from another.

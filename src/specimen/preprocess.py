@@ -66,7 +66,8 @@ def load_image(path: str, height: int, width: int, color: str):
                 im = ImageOps.exif_transpose(im)
                 rgb = to_rgb(im)
     except Exception as e:  # corrupt or truncated bytes: Pillow raises several types
-        return None, None, f"cannot decode: {str(e).splitlines()[0][:120]}"
+        message = str(e).replace(path, Path(path).name).splitlines()[0][:120]
+        return None, None, f"cannot decode: {message}"
     image, box = fit_pad(rgb, height, width)
     if color == "grey":
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
