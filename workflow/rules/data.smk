@@ -8,6 +8,7 @@ rule download:
         directory("data/raw"),
     params:
         source=config["dataset"]["source"],
+        version=config["dataset"]["version"],
     log:
         "logs/download.log",
     benchmark:
@@ -45,6 +46,10 @@ rule ingest:
         classes="data/interim/classes.json",
     params:
         split=config["dataset"]["split"],
+        labels_file=config["dataset"]["labels_file"],
+        columns=config["dataset"]["columns"],
+        merge_train_valid=config["dataset"]["merge_train_valid"],
+        max_pixels=config["image"]["max_pixels"],
         seed=config["seed"],
     log:
         "logs/ingest.log",
