@@ -83,12 +83,14 @@ def test_download_local_archive_is_copied(tmp_path):
 
 
 @pytest.mark.parametrize("source, words", [
-    ("kaggle:gpiosenka/yikes-spiders", "local:PATH"),
+    ("kaggle:gpiosenka/yikes-spiders", "KAGGLE_USERNAME"),
     ("kaggle:nodataset", "kaggle:OWNER/SLUG"),
     ("local:/does/not/exist", "no such file"),
     ("ftp:x", "expected demo"),
 ])
-def test_download_bad_sources_say_what_to_do(tmp_path, source, words):
+def test_download_bad_sources_say_what_to_do(tmp_path, monkeypatch, source, words):
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(SpecimenError, match=words):
         download(source, tmp_path / "raw")
     assert not (tmp_path / "raw").exists()

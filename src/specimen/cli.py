@@ -31,13 +31,13 @@ def _module_doc(module: str) -> str:
     return ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
 
 
-@stage("download", "put the dataset's archive in data/raw/ (demo, local:PATH; kaggle:, url: parsed)")
+@stage("download", "put the dataset's archive in data/raw/ (demo, local:PATH, kaggle:OWNER/SLUG, url:URL#sha256=...)")
 def _download(p, args=None):
     if args is None:
         p.add_argument("out", type=Path, help="output folder, e.g. data/raw")
         return
     from specimen.download import download
-    meta = download(p["dataset"]["source"], args.out)
+    meta = download(p["dataset"]["source"], args.out, p["dataset"]["version"])
     return f"{meta['archive']} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]}...)"
 
 
