@@ -21,6 +21,10 @@ rule all:
 
 onsuccess:
     # Record what Snakemake built in dvc.lock and the DVC cache: `dvc status` is then clean and
-    # `dvc push` shares the artefacts.
-    if Path(".dvc").is_dir():
+    # `dvc push` shares the artefacts. Not after a run with --configfile/--config overrides: DVC
+    # knows only params.yaml, and would record values the artefacts were not built with.
+    if Path(".dvc").is_dir() and PARAMS_ARE_PARAMS_YAML:
         shell("specimen dvc-commit")
+    elif Path(".dvc").is_dir():
+        print("specimen: config overrides in use, so DVC does not record this run; "
+              "copy the config over params.yaml (and run again) to version it with DVC")

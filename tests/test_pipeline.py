@@ -108,3 +108,14 @@ def test_dvc_repro_gives_byte_identical_data_in_another_folder(snakemade, dvc_ma
 def test_after_dvc_repro_snakemake_has_nothing_to_do(dvc_made):
     assert planned_jobs(dvc_made) == set()
     assert json.loads((dvc_made / "results/all").read_text())["best_model"] == "small_cnn"
+
+
+def test_a_configfile_override_reaches_the_stages_and_dvc_does_not_record_it(tmp_path):
+    project = make_project(tmp_path / "p")
+    preset = yaml.safe_load((project / "params.yaml").read_text())
+    preset["image"]["size"] = [32, 40]
+    (project / "preset.yaml").write_text(yaml.safe_dump(preset))
+    out = run(["snakemake", "data/processed", "--cores", "2", "--configfile", "preset.yaml"], project, timeout=600)
+    assert json.loads((project / "data/processed/meta.json").read_text())["size"] == [32, 40]
+    assert not (project / "dvc.lock").exists()
+    assert "DVC does not record this run" in out.stdout + out.stderr

@@ -180,8 +180,9 @@ def parser() -> argparse.ArgumentParser:
         module = name if name != "dvc-commit" else "dvcsync"
         sub = subs.add_parser(name, help=help, description=_module_doc(module) or help,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.add_argument("--params", type=Path, default=Path("params.yaml"),
-                         help="the params file (default: params.yaml)")
+        sub.add_argument("--params", type=Path, default=Path(os.environ.get("SPECIMEN_PARAMS", "params.yaml")),
+                         help="the params file (default: $SPECIMEN_PARAMS, which Snakemake sets to the config it "
+                              "runs with, else params.yaml)")
         func(sub)
         sub.set_defaults(func=func)
     return top

@@ -18,7 +18,7 @@ SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 
 def schema_path(params_path: Path) -> Path:
     """The schema of the project that holds `params_path` (or of this checkout of specimen)."""
-    for root in (params_path.resolve().parent, Path(__file__).resolve().parents[2]):
+    for root in (params_path.resolve().parent, Path.cwd(), Path(__file__).resolve().parents[2]):
         if (root / SCHEMA_RELPATH).is_file():
             return root / SCHEMA_RELPATH
     raise SpecimenError(f"cannot find {SCHEMA_RELPATH} beside {params_path}: run specimen from the project root")

@@ -1,4 +1,5 @@
 # Helpers and validation shared by the rules.
+import yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -18,3 +19,22 @@ wildcard_constraints:
 def code(*modules):
     """The library modules a stage runs: a change to them re-runs the stage (as in dvc.yaml)."""
     return [f"src/specimen/{m}.py" for m in modules]
+
+
+def effective_params(config):
+    """Hand the stages the config Snakemake runs with (params.yaml plus any --configfile or
+    --config overrides): written once, exported to every job as SPECIMEN_PARAMS, which
+    `specimen` reads instead of params.yaml.
+    Returns whether it is exactly params.yaml (only then may DVC record the run as its own)."""
+    path = Path(".snakemake/specimen/params.yaml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(config, sort_keys=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    shell.prefix(f"export SPECIMEN_PARAMS={path}; ")
+    own = yaml.safe_load(Path("params.yaml").read_text())
+    validate(own, "../schemas/params.schema.yaml")
+    return own == config
+
+
+PARAMS_ARE_PARAMS_YAML = effective_params(config)
