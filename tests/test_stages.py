@@ -310,3 +310,38 @@ def test_balance_weights_are_sklearn_balanced(tmp_path):
     r = balance(tmp_path / "i.csv", tmp_path / "w.json", "balanced")
     assert r["weights"] == {"a": pytest.approx(8 / (2 * 6)), "b": pytest.approx(8 / (2 * 2))}
     assert balance(tmp_path / "i.csv", tmp_path / "w.json", "none")["weights"] == {"a": 1.0, "b": 1.0}
+
+
+@pytest.mark.parametrize("mode, box", [("pad", (8, 0, 24, 32)), ("crop", (0, 0, 32, 32)), ("stretch", (0, 0, 32, 32))])
+def test_resize_modes(tmp_path, mode, box):
+    wide = np.zeros((30, 60, 3), np.uint8)
+    wide[:, :20] = 255  # a white band on the left third
+    path = save(tmp_path / "wide.png", Image.fromarray(wide))
+    img, got_box, _ = load_image(str(path), 32, 32, "rgb", mode)
+    assert img.shape == (32, 32, 3) and got_box == box
+    assert img[12:20, :4].mean() > 200  # the band's left edge survives every mode
+    if mode == "crop":  # scaled to 32x64, columns 16..48 kept: 5 px of the 21 px band remain
+        assert img[12:20, 7:].max() < 60
+    else:  # pad and stretch keep the whole band: the left third (0..10.7 px)
+        assert img[12:20, 7:10].mean() > 200 and img[12:20, 14:].max() < 60
+
+
+def test_large_jpegs_decode_at_reduced_scale_with_exif_rotation(tmp_path):
+    big = np.full((1200, 800, 3), 230, np.uint8)
+    cv2.rectangle(big, (100, 100), (300, 1100), (10, 10, 10), -1)  # a tall dark bar, left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = Image.fromarray(big).transpose(Image.Transpose.ROTATE_90)  # stored sideways
+    path = save(tmp_path / "big.jpg", stored, "JPEG", exif=exif, quality=90)
+    with Image.open(path) as im:
+        im.draft(im.mode, (64, 96))
+        assert im.size[0] < 1200 / 4  # libjpeg scaled it down when decoding
+    img, box, _ = load_image(str(path), 48, 32, "rgb", "pad")
+    assert img.shape == (48, 32, 3) and box == (0, 0, 48, 32)  # upright 3:2 portrait fills 48x32
+    assert img[10:38, 5:9].mean() < 60 and img[10:38, 24:30].mean() > 180  # bar on the left, upright
+
+
+def test_max_pixels_refuses_bombs_without_decoding(tmp_path):
+    path = save(tmp_path / "huge.png", Image.new("RGB", (400, 300)))
+    img, _, reason = load_image(str(path), 32, 32, "rgb", "pad", max_pixels=100_000)
+    assert img is None and reason == "decompression bomb: 120000 pixels > image.max_pixels"

@@ -1,10 +1,18 @@
-"""preprocess: decode every kept image, EXIF-rotate, convert, resize + pad; write shards + an index.
+"""preprocess: decode every kept image, EXIF-rotate, convert, resize; write shards + an index.
 
 Each image is decoded with Pillow (EXIF orientation applied; CMYK, greyscale, 16-bit, palette and
-alpha converted to RGB, transparency over black), resized proportionally to fit ``image.size``
-and centred on a zero canvas. Workers decode in parallel (``OMP_NUM_THREADS`` when Snakemake runs
-the job, else all cores) and results are written in manifest order, so the shards do not depend
-on the number of cores. An image that fails to decode becomes a row of ``rejects.csv``.
+alpha converted to RGB, transparency over black) and brought to ``image.size`` (height, width):
+
+- ``pad``: resized proportionally to fit, centred on a zero canvas (nothing lost, nothing bent);
+- ``crop``: resized proportionally to cover, centre-cropped (fills the frame, loses the edges);
+- ``stretch``: resized to the size, aspect ratio ignored.
+
+JPEGs much larger than the target are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself
+(Pillow's ``draft``), which is most of the speed. Workers decode in parallel (``OMP_NUM_THREADS``
+when Snakemake runs the job, else all cores), one shard's worth at a time, and results are
+written in manifest order: memory stays bounded and the shards do not depend on the number of
+cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a row of
+``rejects.csv``.
 """
 from __future__ import annotations
 
@@ -44,31 +52,61 @@ def to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def fit_pad(rgb: np.ndarray, height: int, width: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Resize keeping the aspect ratio to fit (height, width); centre on zeros. Returns the box."""
-    h, w = rgb.shape[:2]
-    scale = min(height / h, width / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    resized = cv2.resize(rgb, (nw, nh), interpolation=interp)
+def scaled_size(h: int, w: int, height: int, width: int, mode: str) -> tuple[int, int]:
+    """The (h, w) an image of size (h, w) is resized to before padding or cropping."""
+    if mode == "stretch":
+        return height, width
+    scale = (min if mode == "pad" else max)(height / h, width / w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resize(rgb: np.ndarray, nh: int, nw: int) -> np.ndarray:
+    shrink = nh * nw < rgb.shape[0] * rgb.shape[1]
+    out = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return out if out.ndim == 3 else out[..., None]
+
+
+def fit(rgb: np.ndarray, height: int, width: int, mode: str = "pad") -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Bring an image to (height, width) by `mode`. Returns it and the box its pixels occupy."""
+    nh, nw = scaled_size(*rgb.shape[:2], height, width, mode)
+    resized = _resize(rgb, nh, nw)
+    if mode == "stretch":
+        return resized, (0, 0, height, width)
+    if mode == "crop":
+        y0, x0 = (nh - height) // 2, (nw - width) // 2
+        return np.ascontiguousarray(resized[y0:y0 + height, x0:x0 + width]), (0, 0, height, width)
     canvas = np.zeros((height, width, rgb.shape[2]), dtype=np.uint8)
     y0, x0 = (height - nh) // 2, (width - nw) // 2
     canvas[y0:y0 + nh, x0:x0 + nw] = resized
     return canvas, (y0, x0, y0 + nh, x0 + nw)
 
 
-def load_image(path: str, height: int, width: int, color: str):
+def _draft(im: Image.Image, height: int, width: int, mode: str) -> None:
+    """Ask libjpeg to decode at the smallest 1/2^k scale still at least as large as needed."""
+    if im.format != "JPEG":
+        return
+    w, h = im.size
+    if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored rotated by 90 degrees
+        height, width = width, height
+    nh, nw = scaled_size(h, w, height, width, mode)
+    im.draft(im.mode, (nw, nh))
+
+
+def load_image(path: str, height: int, width: int, color: str, mode: str = "pad", max_pixels: int | None = None):
     """(array, box, "") or (None, None, reason)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
+                if max_pixels and im.width * im.height > max_pixels:
+                    return None, None, f"decompression bomb: {im.width * im.height} pixels > image.max_pixels"
+                _draft(im, height, width, mode)
                 im = ImageOps.exif_transpose(im)
                 rgb = to_rgb(im)
     except Exception as e:  # corrupt or truncated bytes: Pillow raises several types
         message = str(e).replace(path, Path(path).name).splitlines()[0][:120]
         return None, None, f"cannot decode: {message}"
-    image, box = fit_pad(rgb, height, width)
+    image, box = fit(rgb, height, width, mode)
     if color == "grey":
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
     return image, box, ""
@@ -84,18 +122,25 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     height, width = image["size"]
     ok = manifest[manifest.status == "ok"]
     rejects = [{**r, "stage": "ingest"} for r in manifest[manifest.status != "ok"].to_dict("records")]
-    jobs = [(str(extracted / p), height, width, image["color"]) for p in ok.path]
+    jobs = [(str(extracted / p), height, width, image["color"], image["resize"], image.get("max_pixels"))
+            for p in ok.path]
+    records = ok.to_dict("records")
     rows = []
-    with atomic_dir(out_dir) as tmp, Pool(workers()) as pool:
+    n_workers = workers()
+    with atomic_dir(out_dir) as tmp, Pool(n_workers) as pool, \
+            tqdm(total=len(jobs), desc="preprocess", unit="img", mininterval=1) as bar:
         writer = ShardWriter(tmp / "shards", shard_size)
-        results = pool.imap(_work, jobs, chunksize=16)
-        for rec, (img, box, reason) in tqdm(zip(ok.to_dict("records"), results), total=len(jobs),
-                                            desc="preprocess", unit="img", mininterval=1):
-            if img is None:
-                rejects.append({**rec, "stage": "preprocess", "reason": reason})
-                continue
-            shard, offset = writer.add(img)
-            rows.append({**rec, "shard": shard, "offset": offset, **dict(zip(("y0", "x0", "y1", "x1"), box))})
+        block = max(shard_size, 64 * n_workers)  # only one block of decoded images in memory
+        for start in range(0, len(jobs), block):
+            chunk = max(1, min(16, block // (4 * n_workers)))
+            results = pool.map(_work, jobs[start:start + block], chunksize=chunk)
+            for rec, (img, box, reason) in zip(records[start:start + block], results):
+                if img is None:
+                    rejects.append({**rec, "stage": "preprocess", "reason": reason})
+                    continue
+                shard, offset = writer.add(img)
+                rows.append({**rec, "shard": shard, "offset": offset, **dict(zip(("y0", "x0", "y1", "x1"), box))})
+            bar.update(len(results))
         writer.flush()
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         write_csv(tmp / "index.csv", index)
