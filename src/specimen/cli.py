@@ -48,8 +48,10 @@ def _extract(p, args=None):
         p.add_argument("out", type=Path, help="output folder, e.g. data/extracted")
         return
     from specimen.extract import extract
-    r = extract(args.raw, args.out, p["extract"]["max_total_mb"])
-    return f"{r['files']} files into {r['target']}"
+    e = p["extract"]  # defaults filled in by the params schema
+    r = extract(args.raw, args.out, e["max_total_mb"], e["max_ratio"], e["max_files"])
+    skipped = f" ({r['skipped']} macOS/dotfile entries skipped)" if r["skipped"] else ""
+    return f"{r['files']} files into {r['target']}{skipped}"
 
 
 @stage("ingest", "account for every file: data/interim/manifest.csv and classes.json")
