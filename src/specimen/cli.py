@@ -61,7 +61,9 @@ def _ingest(p, args=None):
         p.add_argument("out", type=Path, help="output folder for manifest.csv and classes.json, e.g. data/interim")
         return
     from specimen.ingest import ingest
-    m = ingest(args.extracted, args.out, p["dataset"]["split"], p["seed"])
+    m = ingest(args.extracted, args.out, p["dataset"]["split"], p["seed"],
+               labels_file=p["dataset"]["labels_file"], columns=p["dataset"]["columns"],
+               merge_train_valid=p["dataset"]["merge_train_valid"], max_pixels=p["image"]["max_pixels"])
     ok = m[m.status == "ok"]
     return f"{len(m)} files: {len(ok)} images in {ok.label.nunique()} classes, {len(m) - len(ok)} rejected"
 
