@@ -9,8 +9,8 @@ alpha converted to RGB, transparency over black) and brought to ``image.size`` (
 
 JPEGs much larger than the target are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself
 (Pillow's ``draft``), which is most of the speed. Workers decode in parallel (``OMP_NUM_THREADS``
-when Snakemake runs the job, else all cores), one shard's worth at a time, and results are
-written in manifest order: memory stays bounded and the shards do not depend on the number of
+when Snakemake runs the job, else all cores) one block ahead of the writer, and results are
+written in manifest order: memory stays bounded (two blocks of images at most) and the shards do not depend on the number of
 cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a row of
 ``rejects.csv``.
 """
@@ -130,10 +130,15 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     with atomic_dir(out_dir) as tmp, Pool(n_workers) as pool, \
             tqdm(total=len(jobs), desc="preprocess", unit="img", mininterval=1) as bar:
         writer = ShardWriter(tmp / "shards", shard_size)
-        block = max(shard_size, 64 * n_workers)  # only one block of decoded images in memory
-        for start in range(0, len(jobs), block):
-            chunk = max(1, min(16, block // (4 * n_workers)))
-            results = pool.map(_work, jobs[start:start + block], chunksize=chunk)
+        block = max(shard_size, 64 * n_workers)
+        chunk = max(1, min(16, block // (4 * n_workers)))
+        starts = range(0, len(jobs), block)
+        # Two blocks in flight at most: workers decode the next block while this one is written.
+        pending = pool.map_async(_work, jobs[:block], chunksize=chunk)
+        for start in starts:
+            results = pending.get()
+            if start + block < len(jobs):
+                pending = pool.map_async(_work, jobs[start + block:start + 2 * block], chunksize=chunk)
             for rec, (img, box, reason) in zip(records[start:start + block], results):
                 if img is None:
                     rejects.append({**rec, "stage": "preprocess", "reason": reason})
@@ -141,6 +146,7 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
                 shard, offset = writer.add(img)
                 rows.append({**rec, "shard": shard, "offset": offset, **dict(zip(("y0", "x0", "y1", "x1"), box))})
             bar.update(len(results))
+            del results
         writer.flush()
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         write_csv(tmp / "index.csv", index)

@@ -1,0 +1,151 @@
+"""Benchmark: preprocess throughput against a naive loop and the decode floor, and its memory.
+
+    python bench/preprocess.py [--images 2000] [--side 800] [--target 224]
+    python bench/preprocess.py --rss 5000 50000 [--side 320]
+
+Throughput: N generated photo-like JPEGs (side x 3/4 side) to target x target, measured in one run:
+- naive: one process, Pillow: open, convert, resize, pad, save a PNG per file (the notebook way);
+- specimen: `specimen.preprocess.preprocess` on all cores (reduced-scale decode, shards);
+- floor: decoding alone at the reduced scale (libjpeg DCT scaling), on the same cores.
+Prints images/s and the ratios specimen/naive (goal >= 3 on 2 cores) and specimen/floor time
+(goal <= 1.5).
+
+Memory (--rss): peak RSS of the stage (main process and largest worker) at each dataset size;
+the ratio largest/smallest says whether memory grows with the number of images (goal <= 1.2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from specimen.preprocess import preprocess, scaled_size, workers  # noqa: E402
+
+
+def photo(rng, side: int) -> Image.Image:
+    """Smooth gradients, blobs and noise: compresses and decodes like a photo, not like flat art."""
+    h, w = side * 3 // 4, side
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([(x / w) * rng.uniform(80, 200), (y / h) * rng.uniform(80, 200),
+                    np.full((h, w), rng.uniform(40, 160))], axis=2)
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(side / 20, side / 5)
+        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 8, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_dataset(root: Path, n: int, side: int) -> Path:
+    """A class-folder tree of n JPEGs and a manifest as ingest writes it (paths relative to root)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    base = [photo(rng, side) for _ in range(50)]  # vary 50 photos by cheap flips: generation stays fast
+    for i in range(n):
+        rel = f"set/c{i % 10}/{i:06d}.jpg"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        im = base[i % 50].rotate(180 * ((i // 50) % 2)).transpose(Image.Transpose.FLIP_LEFT_RIGHT if (i // 100) % 2 else Image.Transpose.FLIP_TOP_BOTTOM)
+        im.save(root / rel, quality=90)
+        rows.append({"id": rel[4:], "path": rel, "label": f"c{i % 10}", "split": "train", "sha256": str(i),
+                     "status": "ok", "reason": ""})
+    manifest = root / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+def naive(paths, out: Path, target: int) -> None:
+    out.mkdir()
+    for i, p in enumerate(paths):
+        im = Image.open(p).convert("RGB")
+        h, w = scaled_size(im.height, im.width, target, target, "pad")
+        im = im.resize((w, h), Image.BILINEAR)
+        canvas = Image.new("RGB", (target, target))
+        canvas.paste(im, ((target - w) // 2, (target - h) // 2))
+        canvas.save(out / f"{i}.png")
+
+
+def decode_reduced(job) -> int:
+    path, target = job
+    with Image.open(path) as im:
+        h, w = scaled_size(im.height, im.width, target, target, "pad")
+        im.draft(im.mode, (w, h))
+        im.load()
+        return im.width
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def throughput(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t_gen = timed(lambda: make_dataset(tmp / "data", args.images, args.side))
+        manifest = tmp / "data/manifest.csv"
+        paths = [str(tmp / "data" / p) for p in pd.read_csv(manifest).path]
+        image = {"size": [args.target, args.target], "resize": "pad", "color": "rgb", "max_pixels": None}
+        n_workers = workers()
+        t_naive = timed(lambda: naive(paths, tmp / "naive", args.target))
+        t_ours = timed(lambda: preprocess(manifest, tmp / "data", tmp / "processed", image, 1024))
+        with Pool(n_workers) as pool:
+            t_floor = timed(lambda: pool.map(decode_reduced, [(p, args.target) for p in paths], chunksize=16))
+    n = args.images
+    print(f"{n} JPEGs {args.side}x{args.side * 3 // 4} -> {args.target}x{args.target}, {n_workers} workers "
+          f"(generated in {t_gen:.0f} s)")
+    for label, t in (("naive Pillow loop, 1 process", t_naive), ("specimen preprocess", t_ours),
+                     ("floor: reduced-scale decode only", t_floor)):
+        print(f"  {label:<34} {t:7.2f} s  {n / t:8.1f} images/s")
+    print(f"  speed-up over naive: {t_naive / t_ours:.2f}x   time over floor: {t_ours / t_floor:.2f}x")
+
+
+RSS_CHILD = """
+import json, resource, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from specimen.preprocess import preprocess
+root = Path(sys.argv[1])
+preprocess(root / "manifest.csv", root, Path(sys.argv[2]),
+           {"size": [int(sys.argv[3])] * 2, "resize": "pad", "color": "rgb", "max_pixels": None}, 1024)
+print(json.dumps({"main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def memory(args) -> None:
+    results = {}
+    for n in args.rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            make_dataset(tmp / "data", n, args.side)
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(tmp / "data"), str(tmp / "processed"),
+                                  str(args.target), str(Path(__file__).resolve().parents[1] / "src")],
+                                 check=True, capture_output=True, text=True).stdout
+            results[n] = json.loads(out.strip().splitlines()[-1])
+            print(f"{n:>7} images: peak RSS main {results[n]['main_mib']:.0f} MiB, largest worker "
+                  f"{results[n]['worker_mib']:.0f} MiB, {time.perf_counter() - start:.0f} s")
+    small, large = min(results), max(results)
+    print(f"ratio {large}/{small}: main {results[large]['main_mib'] / results[small]['main_mib']:.2f}, "
+          f"worker {results[large]['worker_mib'] / results[small]['worker_mib']:.2f}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--side", type=int, default=800)
+    ap.add_argument("--target", type=int, default=224)
+    ap.add_argument("--rss", type=int, nargs="+", help="measure peak memory at these dataset sizes instead")
+    args = ap.parse_args()
+    memory(args) if args.rss else throughput(args)
