@@ -307,9 +307,43 @@ def test_clean_refuses_features_of_another_index(tmp_path):
 
 def test_balance_weights_are_sklearn_balanced(tmp_path):
     pd.DataFrame({"id": range(8), "label": ["a"] * 6 + ["b"] * 2, "split": ["train"] * 8}).to_csv(tmp_path / "i.csv", index=False)
-    r = balance(tmp_path / "i.csv", tmp_path / "w.json", "balanced")
+    r = balance(tmp_path / "i.csv", tmp_path / "out", {"class_weight": "balanced"})
     assert r["weights"] == {"a": pytest.approx(8 / (2 * 6)), "b": pytest.approx(8 / (2 * 2))}
-    assert balance(tmp_path / "i.csv", tmp_path / "w.json", "none")["weights"] == {"a": 1.0, "b": 1.0}
+    assert balance(tmp_path / "i.csv", tmp_path / "out", {"class_weight": "none"})["weights"] == {"a": 1.0, "b": 1.0}
+    train = pd.read_csv(tmp_path / "out/train.csv", keep_default_na=False, dtype=str)
+    assert len(train) == 8 and (train["transform"] == "").all() and (train.source_id == train.id).all()
+
+
+def test_oversampling_adds_transformed_copies_of_minority_training_images_only(tmp_path):
+    rows = [{"id": f"a{i}", "label": "a", "split": "train"} for i in range(7)]
+    rows += [{"id": f"b{i}", "label": "b", "split": "train"} for i in range(3)]
+    rows += [{"id": "v0", "label": "b", "split": "valid"}, {"id": "t0", "label": "b", "split": "test"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "i.csv", index=False)
+    params = {"class_weight": "balanced", "oversample": {"target": "max", "transforms": ["flip_h", "rot180"]}}
+    r = balance(tmp_path / "i.csv", tmp_path / "out", params, image_size=[8, 8])
+    train = pd.read_csv(tmp_path / "out/train.csv", keep_default_na=False)
+    assert r["counts"] == {"a": 7, "b": 7} and r["counts_before_oversampling"] == {"a": 7, "b": 3}
+    assert r["weights"] == {"a": 1.0, "b": 1.0}  # weights follow the balanced index: no double correction
+    copies = train[train["transform"] != ""]
+    assert copies.source_id.tolist() == ["b0", "b1", "b2", "b0"]  # every image once before any twice
+    assert copies["transform"].tolist() == ["flip_h", "flip_h", "flip_h", "rot180"]
+    assert set(train.split) == {"train"} and copies.id.is_unique
+    first = (tmp_path / "out/train.csv").read_bytes()
+    balance(tmp_path / "i.csv", tmp_path / "out", params, image_size=[8, 8])
+    assert (tmp_path / "out/train.csv").read_bytes() == first
+    with pytest.raises(SpecimenError, match="need square images"):
+        balance(tmp_path / "i.csv", tmp_path / "out", {**params, "oversample": {"target": 10, "transforms": ["rot90"]}},
+                image_size=[8, 16])
+
+
+def test_transforms_are_exact():
+    from specimen.data import apply_transform
+
+    a = np.arange(2 * 3 * 1).reshape(2, 3, 1)
+    assert apply_transform(a, "flip_h")[:, :, 0].tolist() == [[2, 1, 0], [5, 4, 3]]
+    assert apply_transform(a, "rot180")[:, :, 0].tolist() == [[5, 4, 3], [2, 1, 0]]
+    sq = np.arange(4).reshape(2, 2, 1)
+    assert apply_transform(apply_transform(sq, "rot90"), "rot270").tolist() == sq.tolist()
 
 
 @pytest.mark.parametrize("mode, box", [("pad", (8, 0, 24, 32)), ("crop", (0, 0, 32, 32)), ("stretch", (0, 0, 32, 32))])

@@ -26,9 +26,11 @@ def trained(tmp_path_factory):
     preprocess(manifest, extracted, processed, {"size": [24, 24], "resize": "pad", "color": "rgb"}, 16)
     embed(processed, tmp / "features.npz", "histogram")
     clean(processed, tmp / "features.npz", tmp / "clean", {"duplicates": "exact", "outliers": {"method": "none"}}, 0)
-    balance(tmp / "clean/index.csv", tmp / "clean/class_weights.json", "balanced")
+    balance(tmp / "clean/index.csv", tmp / "clean",
+            {"class_weight": "balanced", "oversample": {"target": 14, "transforms": ["flip_h", "flip_v"]}}, [24, 24])
     history = train("small_cnn", processed, tmp / "clean/index.csv", tmp / "clean/class_weights.json",
-                    tmp / "interim/classes.json", tmp / "models/small_cnn", TRAIN, seed=3)
+                    tmp / "interim/classes.json", tmp / "models/small_cnn", TRAIN, seed=3,
+                    train_path=tmp / "clean/train.csv")
     return tmp, history
 
 
@@ -44,6 +46,7 @@ def test_train_writes_a_loadable_model_history_and_meta(trained):
     assert frame.loss.iloc[-1] < frame.loss.iloc[0]  # it learns
     meta = json.loads((out / "meta.json").read_text())
     assert meta["classes"] == ["disc", "square"] and meta["input_shape"] == [24, 24, 3]
+    assert meta["train_images"] == 28  # 12 per class in the train split, oversampled to 14 each
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert model.output_shape == (None, 2) and model.input.dtype == "uint8"
 
@@ -64,6 +67,19 @@ def test_evaluate_reports_match_the_test_split(trained):
     for png in ("confusion_matrix.png", "curves.png"):
         with Image.open(out / png) as im:
             assert im.width > 300 and im.height > 200
+
+
+def test_oversampled_rows_reach_the_model_transformed(trained):
+    from specimen.data import dataset, split_rows
+
+    tmp, _ = trained
+    rows = split_rows(tmp / "clean/train.csv")
+    copies = rows[rows["transform"] != ""].head(3)
+    sources = rows.set_index("id").loc[copies.source_id]
+    got = next(iter(dataset(copies.reset_index(drop=True), tmp / "processed", ["disc", "square"], 8)))[0].numpy()
+    plain = next(iter(dataset(sources.reset_index().assign(transform=""), tmp / "processed", ["disc", "square"], 8)))[0].numpy()
+    for g, p, t in zip(got, plain, copies["transform"]):
+        assert (g == (p[:, ::-1] if t == "flip_h" else p[::-1])).all()
 
 
 def test_model_has_augmentation_layers_inside(trained):

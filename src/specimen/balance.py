@@ -1,7 +1,15 @@
-"""balance: class weights for training, from the training split of the clean index.
+"""balance: the training index and class weights, from the clean index (after cleaning, so
+outliers and duplicates are never multiplied).
 
-``balanced`` is scikit-learn's ``compute_class_weight('balanced')``: n_samples / (n_classes *
-count). ``none`` gives every class 1.0. Written as JSON keyed by class name, with the counts.
+- ``train.csv``: the clean training images, plus, with ``balance.oversample.target``, extra
+  copies of minority-class images up to the target count (``max``, ``mean`` or a number). Each
+  copy is a row that names its source image (``source_id``) and an exact transform from
+  ``balance.oversample.transforms`` (``flip_h``, ``flip_v``, ``rot180``, and for square images
+  ``rot90``, ``rot270``), applied when training reads it: no pixels are stored twice. The copies
+  cycle through the class's images, then through the transforms, so the result depends on
+  nothing but the index.
+- ``class_weights.json``: ``balanced`` is scikit-learn's ``compute_class_weight('balanced')``,
+  n_samples / (n_classes * count), over the (oversampled) training index; ``none`` gives 1.0.
 """
 from __future__ import annotations
 
@@ -12,21 +20,58 @@ import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
 from specimen import SpecimenError
-from specimen.files import write_json
+from specimen.data import TRANSFORMS
+from specimen.files import write_csv, write_json
+
+def target_count(counts: pd.Series, target) -> int:
+    if target == "max":
+        return int(counts.max())
+    if target == "mean":
+        return int(round(counts.mean()))
+    return int(target)
 
 
-def balance(clean_index: Path, out_path: Path, method: str) -> dict:
-    labels = pd.read_csv(clean_index, keep_default_na=False, dtype=str).query("split == 'train'").label
-    if labels.empty:
+def oversample(train: pd.DataFrame, target, transforms: list[str]) -> pd.DataFrame:
+    """Extra rows bringing each class up to `target` images: (image i, transform t) pairs, cycling
+    through the class's images (sorted by id) first, then through the transforms."""
+    if not transforms:
+        raise SpecimenError("balance.oversample.transforms is empty: name at least one of " + ", ".join(TRANSFORMS))
+    goal = target_count(train.label.value_counts(), target)
+    extra = []
+    for label, group in train.sort_values("id").groupby("label", sort=True):
+        for j in range(max(0, goal - len(group))):
+            src = group.iloc[j % len(group)]
+            name = transforms[(j // len(group)) % len(transforms)]
+            extra.append({**src.to_dict(), "id": f"{src.id}#{name}#{j // (len(group) * len(transforms))}",
+                          "source_id": src.id, "transform": name})
+    return pd.DataFrame(extra, columns=[*train.columns, "source_id", "transform"])
+
+
+def balance(clean_index: Path, out_dir: Path, params: dict, image_size=None) -> dict:
+    """Write out_dir/train.csv and out_dir/class_weights.json; return the weights record."""
+    index = pd.read_csv(clean_index, keep_default_na=False, dtype={"label": str, "split": str})
+    train = index[index.split == "train"]
+    if train.empty:
         raise SpecimenError(f"{clean_index}: no training images left after cleaning")
+    over = params.get("oversample") or {}
+    rows = train.assign(source_id=train.id, transform="")
+    if over.get("target", "none") != "none":
+        transforms = over.get("transforms", ["flip_h"])
+        if image_size and image_size[0] != image_size[1] and {"rot90", "rot270"} & set(transforms):
+            raise SpecimenError("balance.oversample.transforms: rot90/rot270 need square images; "
+                                f"image.size is {image_size[0]}x{image_size[1]} (use flip_h, flip_v or rot180)")
+        rows = pd.concat([rows, oversample(train, over["target"], transforms)], ignore_index=True)
+    labels = rows.label
     classes = np.array(sorted(labels.unique()))
-    if method == "balanced":
+    if params["class_weight"] == "balanced":
         weights = compute_class_weight("balanced", classes=classes, y=labels.to_numpy())
     else:
         weights = np.ones(len(classes))
-    counts = labels.value_counts()
-    result = {"method": method,
+    counts, before = labels.value_counts(), train.label.value_counts()
+    result = {"method": params["class_weight"],
               "weights": {c: round(float(w), 6) for c, w in zip(classes, weights)},
-              "counts": {c: int(counts[c]) for c in classes}}
-    write_json(out_path, result)
+              "counts": {c: int(counts[c]) for c in classes},
+              "counts_before_oversampling": {c: int(before[c]) for c in classes}}
+    write_csv(out_dir / "train.csv", rows)
+    write_json(out_dir / "class_weights.json", result)
     return result

@@ -103,15 +103,17 @@ def _clean(p, args=None):
     return f"{len(kept)} images kept; removed ones listed in {args.out / 'removed.csv'}"
 
 
-@stage("balance", "class weights from the clean training split: data/clean/class_weights.json")
+@stage("balance", "training index (optionally oversampled) and class weights: data/clean/train.csv, class_weights.json")
 def _balance(p, args=None):
     if args is None:
         p.add_argument("index", type=Path, help="e.g. data/clean/index.csv")
-        p.add_argument("out", type=Path, help="e.g. data/clean/class_weights.json")
+        p.add_argument("out", type=Path, help="folder for train.csv and class_weights.json, e.g. data/clean")
         return
     from specimen.balance import balance
-    r = balance(args.index, args.out, p["balance"]["class_weight"])
-    return f"{len(r['weights'])} classes, weights {min(r['weights'].values()):.3g}..{max(r['weights'].values()):.3g}"
+    r = balance(args.index, args.out, p["balance"], p["image"]["size"])
+    added = sum(r["counts"].values()) - sum(r["counts_before_oversampling"].values())
+    return (f"{len(r['weights'])} classes, {sum(r['counts'].values())} training rows ({added} oversampled copies), "
+            f"weights {min(r['weights'].values()):.3g}..{max(r['weights'].values()):.3g}")
 
 
 def _data_args(p):
@@ -125,11 +127,13 @@ def _train(p, args=None):
     if args is None:
         p.add_argument("model", help="a name from train.models, e.g. small_cnn")
         _data_args(p)
+        p.add_argument("--train", type=Path, required=True, help="balance's training index, e.g. data/clean/train.csv")
         p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
         p.add_argument("--out", type=Path, required=True, help="e.g. results/models/small_cnn")
         return
     from specimen.train import train
-    h = train(args.model, args.data, args.index, args.weights, args.classes, args.out, p["train"], p["seed"])
+    h = train(args.model, args.data, args.index, args.weights, args.classes, args.out, p["train"], p["seed"],
+              train_path=args.train)
     return f"{len(h)} epochs; last val_accuracy {h['val_accuracy'].iloc[-1]:.4f}" if "val_accuracy" in h else f"{len(h)} epochs"
 
 

@@ -1,8 +1,9 @@
 """Feeding the shards to Keras: a tf.data pipeline over (images, label ids), batch by batch.
 
 Shuffling is a seeded ``Dataset.shuffle`` over row numbers, then each batch of rows is gathered
-from the memory-mapped shards, so only one batch of images is in memory at a time and the order
-is the same on every run.
+from the memory-mapped shards (applying a row's ``transform``, for the copies that balance's
+oversampling adds), so only one batch of images is in memory at a time and the order is the same
+on every run.
 """
 from __future__ import annotations
 
@@ -14,14 +15,29 @@ import pandas as pd
 
 from specimen.shards import Shards
 
+TRANSFORMS = ("flip_h", "flip_v", "rot180", "rot90", "rot270")
+
+
+def apply_transform(image: np.ndarray, name: str) -> np.ndarray:
+    """An exact (lossless) flip or rotation of an (h, w, c) image; "" leaves it as it is."""
+    return {
+        "": lambda a: a,
+        "flip_h": lambda a: a[:, ::-1],
+        "flip_v": lambda a: a[::-1],
+        "rot180": lambda a: a[::-1, ::-1],
+        "rot90": lambda a: np.rot90(a, 1),
+        "rot270": lambda a: np.rot90(a, 3),
+    }[name](image)
+
 
 def load_classes(path: Path) -> list[str]:
     return json.loads(Path(path).read_text())["classes"]
 
 
-def split_rows(index_path: Path, split: str) -> pd.DataFrame:
-    index = pd.read_csv(index_path, keep_default_na=False, dtype={"label": str, "split": str})
-    return index[index.split == split].reset_index(drop=True)
+def split_rows(index_path: Path, split: str | None = None) -> pd.DataFrame:
+    """The rows of an index CSV (of one split, if given), renumbered from 0."""
+    index = pd.read_csv(index_path, keep_default_na=False, dtype={"label": str, "split": str, "transform": str})
+    return (index if split is None else index[index.split == split]).reset_index(drop=True)
 
 
 def dataset(rows: pd.DataFrame, processed: Path, classes: list[str], batch_size: int,
@@ -32,11 +48,16 @@ def dataset(rows: pd.DataFrame, processed: Path, classes: list[str], batch_size:
     ids = {c: i for i, c in enumerate(classes)}
     labels = rows.label.map(ids).to_numpy(dtype=np.int32)
     shard_names, offsets = rows.shard.to_numpy(), rows.offset.to_numpy()
+    transforms = rows["transform"].to_numpy() if "transform" in rows else np.full(len(rows), "")
     sample = shards.get(shard_names[:1], offsets[:1])
     shape = sample.shape[1:]
 
     def gather(positions):
-        return shards.get(shard_names[positions], offsets[positions]), labels[positions]
+        images = shards.get(shard_names[positions], offsets[positions])
+        for k, t in enumerate(transforms[positions]):
+            if t:
+                images[k] = apply_transform(images[k], t)
+        return images, labels[positions]
 
     def load(positions):
         images, y = tf.numpy_function(gather, [positions], (tf.uint8, tf.int32), stateful=False)

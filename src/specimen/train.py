@@ -1,6 +1,6 @@
-"""train: fit one model on the clean training split, validate on the valid split.
+"""train: fit one model on balance's training index, validate on the clean valid split.
 
-Class weights from balance, augmentation inside the model, early stopping on ``val_loss`` with
+Class weights and (optionally oversampled) training rows from balance, augmentation inside the model, early stopping on ``val_loss`` with
 the best weights restored. Writes ``model.keras``, ``history.csv`` (one row per epoch) and
 ``meta.json`` (classes and the preprocessing the model expects) into results/models/<model>/.
 """
@@ -27,14 +27,17 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def train(model_name: str, processed: Path, index_path: Path, weights_path: Path, classes_path: Path,
-          out_dir: Path, params: dict, seed: int) -> pd.DataFrame:
+          out_dir: Path, params: dict, seed: int, train_path: Path | None = None) -> pd.DataFrame:
+    """Train on `train_path` (balance's train.csv, oversampled or not; default: the index's train
+    split) and validate on the index's valid split."""
     seed_everything(seed, params["deterministic"])
     import keras
 
     from specimen.models import build
 
     classes = load_classes(classes_path)
-    train_rows, valid_rows = split_rows(index_path, "train"), split_rows(index_path, "valid")
+    train_rows = split_rows(train_path) if train_path else split_rows(index_path, "train")
+    valid_rows = split_rows(index_path, "valid")
     if train_rows.empty:
         raise SpecimenError(f"{index_path}: no training images")
     weights = json.loads(Path(weights_path).read_text())["weights"]

@@ -45,9 +45,11 @@ rule balance:
         index="data/clean/index.csv",
         code=code("balance"),
     output:
-        "data/clean/class_weights.json",
+        train="data/clean/train.csv",
+        weights="data/clean/class_weights.json",
     params:
         balance=config["balance"],
+        size=config["image"]["size"],
     log:
         "logs/balance.log",
     benchmark:
@@ -55,4 +57,4 @@ rule balance:
     conda:
         CONDA_ENV
     shell:
-        "specimen balance {input.index} {output} > {log} 2>&1"
+        "specimen balance {input.index} data/clean > {log} 2>&1"

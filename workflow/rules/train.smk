@@ -6,6 +6,7 @@ rule train:
         data="data/processed",
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
+        train="data/clean/train.csv",
         weights="data/clean/class_weights.json",
         code=code("train", "models", "data"),
     output:
@@ -27,7 +28,7 @@ rule train:
         CONDA_ENV
     shell:
         "specimen train {wildcards.model} --data {input.data} --index {input.index} --classes {input.classes}"
-        " --weights {input.weights} --out results/models/{wildcards.model} > {log} 2>&1"
+        " --train {input.train} --weights {input.weights} --out results/models/{wildcards.model} > {log} 2>&1"
 
 
 rule evaluate:
