@@ -56,3 +56,20 @@ def test_snakemake_and_dvc_describe_the_same_dag():
         assert s["outputs"] == d["outputs"], name
         assert all(covered(i, d["deps"]) for i in s["inputs"]), f"{name}: Snakemake input missing from dvc.yaml"
         assert all(any(covered(i, {dep}) for i in s["inputs"]) for dep in d["deps"]), f"{name}: DVC dep missing from the Snakefile"
+
+
+def test_every_param_dvc_lists_is_in_params_yaml():
+    """DVC reads params.yaml as it is (no schema defaults): a key it lists must be written there."""
+    import yaml
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    with Repo(str(ROOT)) as repo:
+        listed = {key for s in repo.index.stages for d in s.deps if isinstance(d, ParamsDependency) for key in d.params}
+    assert {"dataset.version", "image.max_pixels", "train"} <= listed
+    for key in sorted(listed):
+        node = params
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"dvc.yaml lists {key}, params.yaml lacks it"
+            node = node[part]

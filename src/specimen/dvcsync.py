@@ -10,8 +10,18 @@ from pathlib import Path
 
 
 def commit_finished(root: Path) -> tuple[list[str], list[str]]:
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    from specimen import SpecimenError
+
+    try:
+        return _commit(Repo, root)
+    except DvcException as e:
+        raise SpecimenError(f"dvc commit: {str(e).splitlines()[0]}") from None
+
+
+def _commit(Repo, root: Path) -> tuple[list[str], list[str]]:
     done, missing = [], []
     with Repo(str(root)) as repo:
         stages = [s for s in repo.index.stages if s.cmd]
