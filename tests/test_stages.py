@@ -237,9 +237,9 @@ def test_preprocess_shards_are_the_same_whatever_the_worker_count(tmp_path, monk
     for n in ("1", "2"):
         monkeypatch.setenv("OMP_NUM_THREADS", n)
         out = tmp_path / f"processed{n}"
-        index = preprocess(manifest, extracted, out, image, shard_size=7)
+        kept = preprocess(manifest, extracted, out, image, shard_size=7)
         outs.append(out)
-    assert len(index) == 20 and sorted(p.name for p in (outs[0] / "shards").iterdir()) == [
+    assert kept == 20 and sorted(p.name for p in (outs[0] / "shards").iterdir()) == [
         "shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
     for a in sorted(outs[0].rglob("*")):
         if a.is_file():

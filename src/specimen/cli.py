@@ -76,8 +76,8 @@ def _preprocess(p, args=None):
         p.add_argument("out", type=Path, help="output folder, e.g. data/processed")
         return
     from specimen.preprocess import preprocess
-    index = preprocess(args.manifest, args.extracted, args.out, p["image"], p["preprocess"]["shard_size"])
-    return f"{len(index)} images of {p['image']['size'][0]}x{p['image']['size'][1]} into {args.out}"
+    kept = preprocess(args.manifest, args.extracted, args.out, p["image"], p["preprocess"]["shard_size"])
+    return f"{kept} images of {p['image']['size'][0]}x{p['image']['size'][1]} into {args.out}"
 
 
 @stage("embed", "one feature vector per image: data/features/<extractor>.npz")
