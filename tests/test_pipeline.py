@@ -70,7 +70,7 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     for f in ("classification_report.txt", "confusion_matrix.png", "curves.png", "predictions.csv"):
         assert (p / "results/reports/small_cnn" / f).stat().st_size > 0
     assert (p / "results/report/comparison.png").stat().st_size > 0
-    assert len(list((p / "data/processed/shards").iterdir())) == -(-len(index) // 1024)  # shards, not per-image files
+    assert len(list((p / "data/processed/shards").iterdir())) == -(-len(manifest) // 1024)  # a shard per 1024 rows
     assert {x.name for x in (p / "logs/benchmarks").iterdir()} >= {"clean.tsv", "download.tsv", "train", "evaluate"}
     truth = json.loads((p / "data/raw/demo.truth.json").read_text())
     assert len(truth["files"]) == n_files

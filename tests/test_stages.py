@@ -379,3 +379,18 @@ def test_max_pixels_refuses_bombs_without_decoding(tmp_path):
     path = save(tmp_path / "huge.png", Image.new("RGB", (400, 300)))
     img, _, reason = load_image(str(path), 32, 32, "rgb", "pad", max_pixels=100_000)
     assert img is None and reason == "decompression bomb: 120000 pixels > image.max_pixels"
+
+
+def test_every_shard_image_is_its_source_decoded_even_around_rejects(tmp_path):
+    manifest, extracted = prepared(tmp_path, per_class=6)
+    victim = sorted((tmp_path / "extracted").rglob("*.png"))[3]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated after ingest: preprocess rejects it
+    kept = preprocess(manifest, extracted, tmp_path / "processed", {"size": [16, 20], "resize": "pad", "color": "rgb"}, 5)
+    index = pd.read_csv(tmp_path / "processed/index.csv")
+    rejects = pd.read_csv(tmp_path / "processed/rejects.csv")
+    assert kept == len(index) == 11 and rejects.stage.tolist() == ["preprocess"]
+    m = pd.read_csv(manifest).set_index("id")
+    for row in index.itertuples():
+        stored = np.load(tmp_path / "processed/shards" / row.shard)[row.offset]
+        expected, _, _ = load_image(str(extracted / m.loc[row.id, "path"]), 16, 20, "rgb")
+        assert (stored == expected).all(), row.id

@@ -9,8 +9,9 @@ alpha converted to RGB, transparency over black) and brought to ``image.size`` (
 
 JPEGs much larger than the target are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself
 (Pillow's ``draft``), which is most of the speed. Workers decode in parallel (``OMP_NUM_THREADS``
-when Snakemake runs the job, else all cores) one chunk of the manifest ahead of the writer, and
-rows are written in manifest order as they come: memory holds two chunks (``preprocess.shard_size``
+when Snakemake runs the job, else all cores) one chunk of the manifest ahead of the writer,
+straight into a memory-mapped buffer in /dev/shm (no pixels through pipes), and rows are written
+in manifest order as they come: memory holds two chunks (``preprocess.shard_size``
 rows each), whatever the number of images, and the shards do not depend on the number of
 cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a row of
 ``rejects.csv``.
@@ -18,6 +19,7 @@ cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from multiprocessing import Pool
 from pathlib import Path
@@ -29,7 +31,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from specimen.files import atomic_dir, write_json
-from specimen.shards import ShardWriter
+from specimen.shards import shard_name, write_shard
 
 INDEX_COLUMNS = ["id", "label", "split", "sha256", "shard", "offset", "y0", "x0", "y1", "x1"]
 REJECT_COLUMNS = ["id", "path", "label", "split", "stage", "reason"]
@@ -85,12 +87,12 @@ def fit(rgb: np.ndarray, height: int, width: int, mode: str = "pad") -> tuple[np
     return canvas, (y0, x0, y0 + nh, x0 + nw)
 
 
-def _draft(im: Image.Image, height: int, width: int, mode: str) -> None:
+def _draft(im: Image.Image, height: int, width: int, mode: str, orientation: int) -> None:
     """Ask libjpeg to decode at the smallest 1/2^k scale still at least as large as needed."""
     if im.format != "JPEG":
         return
     w, h = im.size
-    if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored rotated by 90 degrees
+    if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees
         height, width = width, height
     nh, nw = scaled_size(h, w, height, width, mode)
     im.draft(im.mode, (nw, nh))
@@ -104,9 +106,11 @@ def load_image(path: str, height: int, width: int, color: str, mode: str = "pad"
             with Image.open(path) as im:
                 if max_pixels and im.width * im.height > max_pixels:
                     return None, None, f"decompression bomb: {im.width * im.height} pixels > image.max_pixels"
-                _draft(im, height, width, mode)
-                im = ImageOps.exif_transpose(im)
-                rgb = to_rgb(im)
+                orientation = im.getexif().get(0x0112, 1)
+                _draft(im, height, width, mode, orientation)
+                if orientation != 1:
+                    im = ImageOps.exif_transpose(im)
+                rgb = np.asarray(im) if im.mode == "RGB" else to_rgb(im)
     except Exception as e:  # corrupt or truncated bytes: Pillow raises several types
         message = str(e).replace(path, Path(path).name).splitlines()[0][:120]
         return None, None, f"cannot decode: {message}"
@@ -116,8 +120,34 @@ def load_image(path: str, height: int, width: int, color: str, mode: str = "pad"
     return image, box, ""
 
 
+_BUFFERS: dict[str, np.ndarray] = {}
+
+
+def _buffer(path: str, shape) -> np.ndarray:
+    """A chunk's pixel buffer: a memory-mapped scratch file that workers and writer share."""
+    if path not in _BUFFERS:
+        _BUFFERS[path] = np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
+    return _BUFFERS[path]
+
+
 def _work(job):
-    return load_image(*job)
+    """Decode one image into its slot of the chunk's shared buffer; return only (box, reason),
+    so no pixels travel through the pool's pipes (that copy was half the cost)."""
+    path, slot, buffer, shape, *args = job
+    img, box, reason = load_image(path, *args)
+    if img is not None:
+        _buffer(buffer, shape)[slot] = img
+    return box, reason
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
+
+
+def _scratch_root() -> str | None:
+    """Shared memory (/dev/shm) where there is one, else the system's temporary folder."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def _open_csv(path: Path, columns: list[str]):
@@ -142,31 +172,46 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
         total = max(0, sum(1 for _ in f) - 1)
     kept = rejected = 0
     n_workers = workers()
+    shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
     # The pool first: workers fork before any of the manifest is read, and stay small.
-    with atomic_dir(out_dir) as tmp, Pool(n_workers) as pool, \
+    with atomic_dir(out_dir) as tmp, Pool(n_workers, initializer=_init_worker) as pool, \
+            tempfile.TemporaryDirectory(prefix="specimen-preprocess-", dir=_scratch_root()) as scratch, \
             tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar:
-        writer = ShardWriter(tmp / "shards", shard_size)
+        (tmp / "shards").mkdir()
+        shards_written = 0
         index_csv, rejects_csv = _open_csv(tmp / "index.csv", INDEX_COLUMNS), _open_csv(tmp / "rejects.csv", REJECT_COLUMNS)
+        buffers = [str(Path(scratch) / f"chunk-{i}.u8") for i in (0, 1)]  # two chunks in flight
+        for b in buffers:
+            np.memmap(b, dtype=np.uint8, mode="w+", shape=shape).flush()
+        submitted_chunks = 0
 
         def submit(chunk: pd.DataFrame):
+            nonlocal submitted_chunks
+            buffer = buffers[submitted_chunks % 2]
+            submitted_chunks += 1
             ok = chunk[chunk.status == "ok"]
-            jobs = [(str(extracted / p), *job) for p in ok.path]
-            return chunk, pool.map_async(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n_workers))))
+            jobs = [(str(extracted / p), i, buffer, shape, *job) for i, p in enumerate(ok.path)]
+            return chunk, buffer, pool.map_async(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n_workers))))
 
-        def write(chunk: pd.DataFrame, pending) -> None:
-            nonlocal kept, rejected
-            results = iter(pending.get())
-            rows, rejects = [], []
+        def write(chunk: pd.DataFrame, buffer: str, pending) -> None:
+            """This chunk's kept images become one shard, its rows the index's and rejects' next rows."""
+            nonlocal kept, rejected, shards_written
+            results = enumerate(pending.get())
+            shard = shard_name(shards_written)
+            rows, rejects, slots = [], [], []
             for rec in chunk.to_dict("records"):  # manifest order, whatever the chunking
                 if rec["status"] != "ok":
                     rejects.append({**rec, "stage": "ingest"})
                     continue
-                img, box, reason = next(results)
-                if img is None:
+                slot, (box, reason) = next(results)
+                if box is None:
                     rejects.append({**rec, "stage": "preprocess", "reason": reason})
                     continue
-                shard, offset = writer.add(img)
-                rows.append({**rec, "shard": shard, "offset": offset, **dict(zip(("y0", "x0", "y1", "x1"), box))})
+                rows.append({**rec, "shard": shard, "offset": len(slots), **dict(zip(("y0", "x0", "y1", "x1"), box))})
+                slots.append(slot)
+            if slots:
+                write_shard(tmp / "shards" / shard, np.memmap(buffer, dtype=np.uint8, mode="r", shape=shape), slots)
+                shards_written += 1
             _append(index_csv, rows, INDEX_COLUMNS)
             _append(rejects_csv, rejects, REJECT_COLUMNS)
             kept, rejected = kept + len(rows), rejected + len(rejects)
@@ -181,7 +226,6 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             in_flight = submitted
         if in_flight:
             write(*in_flight)
-        writer.flush()
         index_csv.close()
         rejects_csv.close()
         write_json(tmp / "meta.json", {"size": [height, width], "resize": image["resize"], "color": image["color"],

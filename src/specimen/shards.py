@@ -1,4 +1,5 @@
-"""Image shards: `shards/shard-NNNNN.npy`, each a uint8 array (n, height, width, channels).
+"""Image shards: `shards/shard-NNNNN.npy`, each a uint8 array (n, height, width, channels): the
+kept images of one chunk of ``preprocess.shard_size`` manifest rows.
 
 Few files for DVC, deterministic bytes (plain .npy), and random access through memory maps, so
 readers hold only the batch they ask for. The index CSV beside the shards maps each image id to
@@ -15,28 +16,18 @@ def shard_name(number: int) -> str:
     return f"shard-{number:05d}.npy"
 
 
-class ShardWriter:
-    """Collect images in order; write a shard each `shard_size` images. Returns (shard, offset)."""
-
-    def __init__(self, folder: Path, shard_size: int):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.shard_size = shard_size
-        self.buffer: list[np.ndarray] = []
-        self.number = 0
-
-    def add(self, image: np.ndarray) -> tuple[str, int]:
-        self.buffer.append(image)
-        where = (shard_name(self.number), len(self.buffer) - 1)
-        if len(self.buffer) == self.shard_size:
-            self.flush()
-        return where
-
-    def flush(self) -> None:
-        if self.buffer:
-            np.save(self.folder / shard_name(self.number), np.stack(self.buffer), allow_pickle=False)
-            self.buffer = []
-            self.number += 1
+def write_shard(path: Path, pixels: np.ndarray, slots: list[int]) -> None:
+    """Write pixels[slots] as one .npy file without an intermediate copy (a standard header, then
+    each image's bytes straight from `pixels`, e.g. a memory-mapped buffer)."""
+    header = {"descr": np.lib.format.dtype_to_descr(pixels.dtype), "fortran_order": False,
+              "shape": (len(slots), *pixels.shape[1:])}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        if slots == list(range(len(slots))):
+            f.write(memoryview(np.ascontiguousarray(pixels[: len(slots)])).cast("B"))
+        else:
+            for slot in slots:
+                f.write(memoryview(np.ascontiguousarray(pixels[slot])).cast("B"))
 
 
 class Shards:
