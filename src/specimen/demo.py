@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +56,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+from specimen.files import atomic_file, write_json, zip_entry
 
 __all__ = ["make_demo"]
 
@@ -82,7 +83,6 @@ KINDS = (
     "cmyk", "greyscale", "rgba", "palette", "exif_rotated", "sixteen_bit",
 )
 
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 # --------------------------------------------------------------------------
@@ -391,23 +391,8 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
-            info.compress_type = zipfile.ZIP_STORED
-            info.external_attr = 0o100644 << 16
-            info.create_system = 3
-            zf.writestr(info, entries[name])
+            zf.writestr(zip_entry(name), entries[name])
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_entries(seed: int = 0) -> tuple[dict[str, bytes], dict]:
@@ -448,8 +433,9 @@ def make_demo(zip_path: Path, truth_path: Path, seed: int = 0) -> dict:
     """Write the demo zip and its truth JSON; return the truth dict."""
     zip_path, truth_path = Path(zip_path), Path(truth_path)
     entries, truth = build_entries(seed)
-    _write_atomic(zip_path, _zip_bytes(entries))
-    _write_atomic(truth_path, (json.dumps(truth, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    with atomic_file(zip_path) as tmp:
+        tmp.write_bytes(_zip_bytes(entries))
+    write_json(truth_path, truth)
     return truth
 
 

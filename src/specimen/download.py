@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from specimen import SpecimenError
-from specimen.files import ZIP_EPOCH, atomic_dir, sha256_file, write_json
+from specimen.files import atomic_dir, sha256_file, write_json, zip_entry
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -49,9 +49,7 @@ def zip_folder(folder: Path, zip_path: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as zf:
         for path in files:
-            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_EPOCH)
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, path.read_bytes())
+            zf.writestr(zip_entry(path.relative_to(folder).as_posix()), path.read_bytes())
 
 
 def with_retries(what: str, call, attempts: int = 4, first_delay: float = 1.0):

@@ -66,15 +66,21 @@ def write_csv(path: str | Path, frame) -> None:
         frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
 
 
+def zip_entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry that depends on nothing but its name: fixed time, permissions and system."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.external_attr = 0o100644 << 16
+    info.create_system = 3
+    return info
+
+
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Like numpy.savez, but with fixed entry timestamps so equal arrays give equal bytes."""
     with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
         for name in sorted(arrays):
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, buf.getvalue())
+            zf.writestr(zip_entry(f"{name}.npy"), buf.getvalue())
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
