@@ -394,3 +394,11 @@ def test_every_shard_image_is_its_source_decoded_even_around_rejects(tmp_path):
         stored = np.load(tmp_path / "processed/shards" / row.shard)[row.offset]
         expected, _, _ = load_image(str(extracted / m.loc[row.id, "path"]), 16, 20, "rgb")
         assert (stored == expected).all(), row.id
+
+
+def test_preprocess_honours_a_max_pixels_above_pillows_own_limit(tmp_path, monkeypatch):
+    manifest, extracted = prepared(tmp_path, per_class=2)  # 40x30 = 1200-pixel images
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow alone would refuse them (> 2 x 500)
+    kept = preprocess(manifest, extracted, tmp_path / "processed",
+                      {"size": [16, 16], "resize": "pad", "color": "rgb", "max_pixels": 10_000}, 8)
+    assert kept == 4

@@ -140,8 +140,10 @@ def _work(job):
     return box, reason
 
 
-def _init_worker() -> None:
+def _init_worker(max_pixels: int | None) -> None:
     cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
+    if max_pixels:  # Pillow's own bomb guard follows image.max_pixels, as in ingest
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _scratch_root() -> str | None:
@@ -174,7 +176,7 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     n_workers = workers()
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
     # The pool first: workers fork before any of the manifest is read, and stay small.
-    with atomic_dir(out_dir) as tmp, Pool(n_workers, initializer=_init_worker) as pool, \
+    with atomic_dir(out_dir) as tmp, Pool(n_workers, initializer=_init_worker, initargs=(image.get("max_pixels"),)) as pool, \
             tempfile.TemporaryDirectory(prefix="specimen-preprocess-", dir=_scratch_root()) as scratch, \
             tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar:
         (tmp / "shards").mkdir()
