@@ -64,7 +64,6 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     removed = pd.concat(removed) if removed else pd.DataFrame(columns=["id", "reason", "score", "twin"])
     removed = removed.merge(index[["id", "split", "label"]], on="id").reindex(columns=REMOVED_COLUMNS)
     kept = index[~index.id.isin(removed.id)]
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "removed.csv", removed.sort_values("id"))
     write_csv(out_dir / "index.csv", kept)
     return kept

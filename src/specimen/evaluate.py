@@ -13,12 +13,7 @@ import pandas as pd
 
 from specimen import SpecimenError
 from specimen.data import dataset, load_classes, split_rows
-from specimen.files import atomic_file, write_csv, write_json
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+from specimen.files import atomic_file, save_figure, write_csv, write_json
 
 
 def plot_confusion(y_true, y_pred, classes: list[str], path: Path) -> np.ndarray:
@@ -31,7 +26,7 @@ def plot_confusion(y_true, y_pred, classes: list[str], path: Path) -> np.ndarray
     ConfusionMatrixDisplay(matrix, display_labels=classes).plot(ax=ax, cmap="Blues", colorbar=False,
                                                                xticks_rotation="vertical")
     ax.set_title(f"Confusion matrix (test, n={matrix.sum()})")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
     return matrix
 
@@ -49,7 +44,7 @@ def plot_curves(history: pd.DataFrame, path: Path) -> None:
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -71,7 +66,6 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
     y_pred = probs.argmax(axis=1)
     labels = list(range(len(classes)))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     report_kw = dict(labels=labels, target_names=classes, zero_division=0)
     with atomic_file(out_dir / "classification_report.txt") as tmp:
         tmp.write_text(classification_report(y_true, y_pred, digits=4, **report_kw))

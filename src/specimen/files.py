@@ -60,10 +60,20 @@ def write_json(path: str | Path, obj) -> None:
         tmp.write_text(json_text(obj), encoding="utf-8")
 
 
+# Every CSV artefact is written with these options: same data, same bytes.
+CSV_OPTIONS = {"index": False, "lineterminator": "\n", "float_format": "%.6g"}
+
+
 def write_csv(path: str | Path, frame) -> None:
-    """A pandas frame as CSV with fixed line endings and float format: same data, same bytes."""
+    """A pandas frame as a CSV artefact, atomically."""
     with atomic_file(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+        frame.to_csv(tmp, **CSV_OPTIONS)
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """A matplotlib figure as a PNG artefact, atomically."""
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
 
 
 def zip_entry(name: str) -> zipfile.ZipInfo:

@@ -30,7 +30,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from specimen.files import atomic_dir, write_json
+from specimen.files import CSV_OPTIONS, atomic_dir, write_json
 from specimen.shards import shard_name, write_shard
 
 INDEX_COLUMNS = ["id", "label", "split", "sha256", "shard", "offset", "y0", "x0", "y1", "x1"]
@@ -153,7 +153,7 @@ def _scratch_root() -> str | None:
 
 
 def _open_csv(path: Path, columns: list[str]):
-    """A CSV written a chunk at a time, formatted exactly as files.write_csv formats a whole frame."""
+    """A CSV written a chunk at a time, with the same CSV_OPTIONS as files.write_csv."""
     f = open(path, "w", encoding="utf-8", newline="")
     f.write(",".join(columns) + "\n")
     return f
@@ -161,8 +161,7 @@ def _open_csv(path: Path, columns: list[str]):
 
 def _append(f, rows: list[dict], columns: list[str]) -> None:
     if rows:
-        pd.DataFrame(rows, columns=columns).to_csv(f, header=False, index=False, lineterminator="\n",
-                                                   float_format="%.6g")
+        pd.DataFrame(rows, columns=columns).to_csv(f, header=False, **CSV_OPTIONS)
 
 
 def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict, shard_size: int) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from specimen.files import atomic_file, write_csv, write_json
+from specimen.files import save_figure, write_csv, write_json
 
 
 def plot_comparison(table: pd.DataFrame, path: Path) -> None:
@@ -26,8 +26,7 @@ def plot_comparison(table: pd.DataFrame, path: Path) -> None:
     ax.set_title("Test-split scores per model")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="lower right")
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -40,7 +39,6 @@ def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, 
         rows.append({"model": name, **metrics, "parameters": meta["parameters"],
                      "epochs": meta["epochs_run"], "train_seconds": meta["train_seconds"]})
     table = pd.DataFrame(rows).sort_values("accuracy", ascending=False)
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "comparison.csv", table)
     plot_comparison(table, out_dir / "comparison.png")
 

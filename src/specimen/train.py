@@ -58,7 +58,6 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
                         class_weight=class_weight, callbacks=callbacks, verbose=2)
     seconds = time.perf_counter() - start
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", range(1, len(frame) + 1))
     write_csv(out_dir / "history.csv", frame)
