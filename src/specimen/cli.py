@@ -87,8 +87,8 @@ def _embed(p, args=None):
         p.add_argument("out", type=Path, help="e.g. data/features/histogram.npz")
         return
     from specimen.embed import embed
-    f = embed(args.processed, args.out, p["embed"]["extractor"])
-    return f"{f.shape[0]} vectors of {f.shape[1]} floats into {args.out}"
+    f = embed(args.processed, args.out, **p["embed"])  # extractor, batch_size, weights, clip_preset, input_size
+    return f"{f.shape[0]} {p['embed']['extractor']} vectors of {f.shape[1]} floats into {args.out}"
 
 
 @stage("clean", "remove duplicates, cross-split leaks and outliers: data/clean/index.csv, removed.csv")

@@ -1,11 +1,36 @@
 """embed: one feature vector per processed image, into data/features/<extractor>.npz (ids, features).
 
+The npz holds ``ids`` (index order), ``features`` (float32, one row per id) and ``extractor``; the
+network extractors add ``weights`` (embed.weights, or the CLIP preset). Shards are read one batch of
+``embed.batch_size`` images at a time; only the N x D output is held.
+
 ``histogram``: OpenCV ``calcHist`` over the 3 channels, 8x8x8 bins over [0, 256), normalised by
 ``cv2.normalize`` with its defaults (L2), flattened to 512 floats. Only the image's own pixels
-count: the zero padding added by preprocess is masked out. Shards are read one batch at a time.
+count: the zero padding added by preprocess is masked out. Offline.
+
+``clip``: keras-hub's CLIP (``embed.clip_preset``: a preset name, or a local preset folder): the
+preset's ``CLIPImageConverter`` resizes and normalises the 0..255 pixels, and the feature is
+``CLIPBackbone.get_vision_embeddings``, the projected vision embedding (512 floats for ViT-B/32).
+
+A keras.applications backbone by lower-case name (``vgg16``, ``resnet50v2``, ``efficientnetb0``,
+``convnext_tiny``...; see BACKBONES): built with ``include_top=False, pooling="avg"``, fed the
+processed image (padding included; grey repeated to 3 channels; resized with ``cv2.INTER_AREA``
+to ``embed.input_size`` if given) through its own ``preprocess_input``. ``embed.weights``:
+``imagenet``, ``none`` (random, from a fixed seed) or a path to a ``.weights.h5`` file.
+
+Weights come from Keras' cache ($KERAS_HOME/models) or kagglehub's ($KAGGLEHUB_CACHE), downloaded
+there if missing; a download that fails (offline, a dead proxy: sockets time out after
+FETCH_TIMEOUT seconds) is one line saying how to pre-fetch them.
+
+The same inputs and params (batch_size included: kernels differ with the batch) give the same bytes.
+TensorFlow's CPU kernels split work by thread count, so it is fixed ($TF_NUM_INTRAOP_THREADS,
+default THREADS) rather than the machine's core count; other CPU types or a GPU give other bits.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from pathlib import Path
 
 import cv2
@@ -17,7 +42,26 @@ from specimen import SpecimenError
 from specimen.files import write_npz
 from specimen.shards import Shards
 
-EXTRACTORS = ("histogram",)
+# keras.applications module: its constructors. The extractor name is the constructor's, lower-cased
+# (ConvNeXtTiny -> convnext_tiny).
+FAMILIES = {
+    "vgg16": "VGG16", "vgg19": "VGG19",
+    "resnet": "ResNet50 ResNet101 ResNet152", "resnet_v2": "ResNet50V2 ResNet101V2 ResNet152V2",
+    "xception": "Xception", "inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2",
+    "mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "mobilenet_v3": "MobileNetV3Small MobileNetV3Large",
+    "densenet": "DenseNet121 DenseNet169 DenseNet201",
+    "efficientnet": " ".join(f"EfficientNetB{i}" for i in range(8)),
+    "efficientnet_v2": "EfficientNetV2B0 EfficientNetV2B1 EfficientNetV2B2 EfficientNetV2B3 EfficientNetV2S "
+                       "EfficientNetV2M EfficientNetV2L",
+    "convnext": "ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge ConvNeXtXLarge",
+    "nasnet": "NASNetMobile NASNetLarge",
+}
+BACKBONES = {c.lower().replace("convnext", "convnext_"): (module, c)
+             for module, constructors in FAMILIES.items() for c in constructors.split()}
+MIN_SIZE = {"xception": 71, "inceptionv3": 75, "inceptionresnetv2": 75}  # others: 32
+EXTRACTORS = ("histogram", "clip", *BACKBONES)
+FETCH_TIMEOUT = 30  # seconds without an answer before a download gives up
+THREADS = 8  # TensorFlow intra-op threads, whatever the cores: the same bytes on any machine of a kind
 
 
 def colour_histogram(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -28,21 +72,130 @@ def colour_histogram(rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndar
     return hist.flatten()
 
 
-def embed(processed: Path, out_path: Path, extractor: str, batch_size: int = 256) -> np.ndarray:
+def _histograms(rows: pd.DataFrame, images: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(images), 512), np.float32)
+    for i, ((y0, x0, y1, x1), img) in enumerate(zip(rows[["y0", "x0", "y1", "x1"]].to_numpy(), images)):
+        mask = np.zeros(img.shape[:2], dtype=np.uint8)
+        mask[y0:y1, x0:x1] = 255
+        out[i] = colour_histogram(img, mask)
+    return out
+
+
+def _rgb_floats(images: np.ndarray, size=None) -> np.ndarray:
+    """uint8 (n, h, w, 1 or 3) -> float32 (n, H, W, 3) in 0..255, resized to `size` [H, W] if given."""
+    if images.shape[3] == 1:
+        images = np.repeat(images, 3, axis=3)
+    if size is not None and tuple(size) != images.shape[1:3]:
+        images = np.stack([cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA) for img in images])
+    return images.astype(np.float32)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+@contextlib.contextmanager
+def _fetching(what: str, how: str):
+    """Downloads inside fail within FETCH_TIMEOUT seconds, as one line saying how to pre-fetch."""
+    saved = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(FETCH_TIMEOUT)
+    try:
+        yield
+    except Exception as e:  # urllib/requests errors are OSErrors; keras.utils.get_file re-raises a bare Exception
+        network = isinstance(e, OSError) or "URL fetch failure" in str(e) or type(e).__module__.startswith("kagglehub")
+        if not network:
+            raise
+        raise SpecimenError(f"cannot download {what} ({_first_line(e)}); to pre-fetch: {how}") from None
+    finally:
+        socket.setdefaulttimeout(saved)
+
+
+def _backbone(name: str, weights: str, size: tuple[int, int]):
+    module, constructor = BACKBONES[name]
+    h, w = size
+    too_small = f"{name} cannot take {h}x{w} images"
+    if min(size) < MIN_SIZE.get(name, 32):
+        least = MIN_SIZE.get(name, 32)
+        raise SpecimenError(f"{too_small}: set embed.input_size to at least [{least}, {least}]")
+    path = None if weights in ("imagenet", "none") else Path(weights)
+    if path is not None and not path.is_file():
+        raise SpecimenError(f"embed.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
+    import keras  # after the checks above, which need no TensorFlow
+
+    how = (f"on a machine with internet run keras.applications.{constructor}(include_top=False, weights='imagenet'), "
+           f"then copy the file it saved in ~/.keras/models/ into {os.environ.get('KERAS_HOME', '~/.keras')}/models/ "
+           "here, or set embed.weights to a .weights.h5 file")
+    keras.utils.set_random_seed(0)  # weights: none is random, the same each time
+    with _fetching(f"{constructor} ImageNet weights", how):
+        try:
+            model = getattr(keras.applications, constructor)(
+                include_top=False, pooling="avg", input_shape=(h, w, 3), weights="imagenet" if weights == "imagenet" else None)
+        except ValueError as e:  # keras.applications checks the input shape before fetching weights
+            raise SpecimenError(f"{too_small} ({_first_line(e)}): set embed.input_size") from None
+    if path is not None:
+        try:
+            model.load_weights(path)
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            raise SpecimenError(f"embed.weights: {weights}: not {constructor} weights for "
+                                f"{h}x{w} inputs ({_first_line(e)})") from None
+    preprocess = getattr(keras.applications, module).preprocess_input
+
+    def features(rows, images):
+        return keras.ops.convert_to_numpy(model(preprocess(_rgb_floats(images, size)), training=False))
+    return features, model.output_shape[-1]
+
+
+def _clip(preset: str):
+    import keras
+    import keras_hub
+
+    backbone_cls, converter_cls = keras_hub.models.CLIPBackbone, keras_hub.layers.CLIPImageConverter
+    local = Path(preset).is_dir()
+    if not local and preset not in backbone_cls.presets and "://" not in preset:
+        raise SpecimenError(f"embed.clip_preset: {preset!r} is neither a folder nor a keras-hub CLIP preset "
+                            f"({', '.join(backbone_cls.presets)})")
+    handle = backbone_cls.presets.get(preset, {}).get("kaggle_handle", preset).removeprefix("kaggle://")
+    how = (f"on a machine with internet run keras_hub.models.CLIPBackbone.from_preset({preset!r}), then copy its "
+           f"kagglehub cache (~/.cache/kagglehub) to {os.environ.get('KAGGLEHUB_CACHE', '~/.cache/kagglehub')} "
+           f"here; or download the preset folder (kagglehub.model_download({handle!r})) and set embed.clip_preset to it")
+    with contextlib.nullcontext() if local else _fetching(f"CLIP preset {preset}", how):
+        try:
+            backbone, converter = backbone_cls.from_preset(preset), converter_cls.from_preset(preset)
+        except (ValueError, TypeError, KeyError, FileNotFoundError) as e:
+            if not local and isinstance(e, FileNotFoundError):
+                raise
+            raise SpecimenError(f"embed.clip_preset: {preset}: not a CLIP preset ({_first_line(e)})") from None
+
+    def features(rows, images):
+        return keras.ops.convert_to_numpy(backbone.get_vision_embeddings(converter(_rgb_floats(images))))
+    return features, backbone.vision_projection.units
+
+
+def embed(processed: Path, out_path: Path, extractor: str = "histogram", *, batch_size: int = 64,
+          weights: str = "imagenet", clip_preset: str = "clip_vit_base_patch32", input_size=None) -> np.ndarray:
+    """Embed every image of processed/index.csv in index order; write and return the N x D features."""
     if extractor not in EXTRACTORS:
         raise SpecimenError(f"embed.extractor {extractor!r}: choose one of {', '.join(EXTRACTORS)}")
     index = pd.read_csv(processed / "index.csv", keep_default_na=False)
     shards = Shards(processed / "shards")
-    features = np.zeros((len(index), 512), dtype=np.float32)
+    extra = {}
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(THREADS))  # read when TensorFlow starts
+    if extractor == "histogram":
+        features_of, dim = _histograms, 512
+    elif index.empty:
+        raise SpecimenError(f"{processed / 'index.csv'} lists no images: nothing to embed")
+    elif extractor == "clip":
+        (features_of, dim), extra["weights"] = _clip(clip_preset), np.array(clip_preset)
+    else:
+        size = input_size or shards.get(index.shard[:1], index.offset[:1]).shape[1:3]
+        (features_of, dim), extra["weights"] = _backbone(extractor, weights, tuple(size)), np.array(weights)
+    features = np.zeros((len(index), dim), dtype=np.float32)
     row = 0
     with tqdm(total=len(index), desc=f"embed {extractor}", unit="img", mininterval=1) as bar:
         for rows, images in shards.batches(index, batch_size):
-            for (y0, x0, y1, x1), img in zip(rows[["y0", "x0", "y1", "x1"]].to_numpy(), images):
-                mask = np.zeros(img.shape[:2], dtype=np.uint8)
-                mask[y0:y1, x0:x1] = 255
-                features[row] = colour_histogram(img, mask)
-                row += 1
+            features[row:row + len(rows)] = features_of(rows, images)
+            row += len(rows)
             bar.update(len(rows))
     write_npz(out_path, ids=np.array(index["id"].tolist(), dtype=str), features=features,
-              extractor=np.array(extractor))
+              extractor=np.array(extractor), **extra)
     return features
