@@ -27,7 +27,7 @@ Planted faults (``kind`` in the truth file)
     non_image               a .txt, a .csv and a desktop.ini in class folders
     exact_duplicate         byte copy of a train image in the same folder
     cross_split_duplicate   byte copy of a train image in valid/test
-    near_duplicate          re-encoded, slightly changed copy, same folder
+    near_duplicate          downscaled or brightened JPEG re-save, same folder
     near_duplicate_leak     same, placed in valid/test
     foreign                 crops of sklearn's sample photos
     blank                   (almost) uniform colour images
@@ -70,6 +70,8 @@ PNG_FRACTION = 0.2
 JPEG_QUALITY = 90
 NEAR_JPEG_QUALITY = 70
 MIN_CONTRAST = 100.0
+# Ink colours of a pen or pencil: black, blue, dark blue, pencil grey, brown.
+INKS = np.array([[25, 25, 30], [35, 50, 140], [20, 30, 80], [95, 95, 100], [80, 55, 35]], dtype=np.float64)
 NOISE_SIGMA = 4.0
 FOREIGN_MIN_STD = 20.0  # grey-level spread of a foreign photo crop
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -94,10 +96,12 @@ def _luminance(rgb: np.ndarray) -> float:
 
 
 def _random_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Paper and ink colours, like a scan: tinted light paper, darker coloured ink."""
+    """Paper and ink colours, like a scan: off-white paper with a slight tint (white, cream,
+    grey, faintly blue), ink from a pen or pencil (black, blue, grey, brown), each jittered."""
     while True:
-        bg = rng.integers(140, 256, size=3).astype(np.float64)
-        fg = rng.integers(0, 170, size=3).astype(np.float64)
+        bg = rng.uniform(185, 250) + rng.uniform(-15, 10, size=3)
+        fg = INKS[int(rng.integers(0, len(INKS)))] + rng.uniform(-20, 20, size=3)
+        bg, fg = np.clip(bg, 0, 255), np.clip(fg, 0, 255)
         if _luminance(bg) - _luminance(fg) >= MIN_CONTRAST:
             return bg, fg
 
@@ -237,14 +241,16 @@ def plant_duplicates(b: _Builder) -> None:
 
 
 def _near_copy(rng: np.random.Generator, rgb: np.ndarray, variant: int) -> bytes:
-    """A slightly changed JPEG re-encoding of ``rgb``.
+    """A slightly changed JPEG re-save of ``rgb``, as near copies are found on the web.
 
-    variant 0: crop 1-2 px off every side and save at lower quality;
+    variant 0: downscaled to 70-85 % and saved at lower quality (a thumbnail);
     variant 1: brightness +10 at the normal quality.
     """
     if variant == 0:
-        k = int(rng.integers(1, 3))
-        return encode(rgb[k:-k, k:-k], "JPEG", quality=NEAR_JPEG_QUALITY)
+        scale = float(rng.uniform(0.70, 0.85))
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+        return encode(small, "JPEG", quality=NEAR_JPEG_QUALITY)
     brighter = np.clip(rgb.astype(np.int16) + 10, 0, 255).astype(np.uint8)
     return encode(brighter, "JPEG")
 
@@ -437,6 +443,45 @@ def make_demo(zip_path: Path, truth_path: Path, seed: int = 0) -> dict:
         tmp.write_bytes(_zip_bytes(entries))
     write_json(truth_path, truth)
     return truth
+
+
+# What clean should find, per planted kind: the reasons that count as finding it.
+ANOMALY_KINDS = ("foreign", "blank", "noise")
+COPY_KINDS = {"exact_duplicate": "duplicate", "cross_split_duplicate": "leak",
+              "near_duplicate": "near_duplicate", "near_duplicate_leak": "near_leak"}
+
+
+def score_cleaning(truth: dict, removed, kept_or_removed_ids) -> dict:
+    """Precision and recall of a cleaning run against the truth file, per planted kind.
+
+    ``removed`` is clean's removed.csv as a DataFrame; ``kept_or_removed_ids`` every id clean saw
+    (planted files that never reached it, such as corrupt ones, are not counted).
+    Anomalies (foreign, blank, noise) count as found when removed for any reason that is not a
+    duplicate; their precision is that of all such removals. A copy counts as found when it is
+    removed with the expected reason and twin; any other (id, twin) pair is a false pair.
+    """
+    files = {r["path"]: r for r in truth["files"]}
+    seen = set(kept_or_removed_ids)
+    copy_reasons = set(COPY_KINDS.values())
+    anomaly_rows = removed[~removed.reason.isin(copy_reasons)]
+    anomalous = {p for p, r in files.items() if r["kind"] in ANOMALY_KINDS}
+    hits = set(anomaly_rows.id)
+    precision = len(hits & anomalous) / len(hits) if hits else 1.0
+    result = {}
+    for kind in ANOMALY_KINDS:
+        planted = {p for p, r in files.items() if r["kind"] == kind and p in seen}
+        found = planted & hits
+        result[kind] = {"planted": len(planted), "found": len(found), "false": len(hits - anomalous),
+                        "recall": len(found) / len(planted) if planted else 1.0, "precision": precision}
+    for kind, reason in COPY_KINDS.items():
+        planted = {(p, r["twin"]) for p, r in files.items() if r["kind"] == kind and p in seen and r["twin"] in seen}
+        rows = removed[removed.reason == reason]
+        detected = set(zip(rows.id, rows.twin))
+        true_pairs = detected & planted
+        result[kind] = {"planted": len(planted), "found": len(true_pairs), "false": len(detected - planted),
+                        "recall": len(true_pairs) / len(planted) if planted else 1.0,
+                        "precision": len(true_pairs) / len(detected) if detected else 1.0}
+    return result
 
 
 def _main(argv: list[str] | None = None) -> None:
