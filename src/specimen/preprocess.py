@@ -33,7 +33,7 @@ from tqdm import tqdm
 from specimen.files import CSV_OPTIONS, atomic_dir, write_json
 from specimen.shards import shard_name, write_shard
 
-INDEX_COLUMNS = ["id", "label", "split", "sha256", "shard", "offset", "y0", "x0", "y1", "x1"]
+INDEX_COLUMNS = ["id", "label", "split", "sha256", "width", "height", "shard", "offset", "y0", "x0", "y1", "x1"]
 REJECT_COLUMNS = ["id", "path", "label", "split", "stage", "reason"]
 
 
