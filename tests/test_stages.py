@@ -14,7 +14,6 @@ from PIL import Image
 
 from specimen import SpecimenError
 from specimen.balance import balance
-from specimen.clean import clean
 from specimen.download import download, parse_source
 from specimen.embed import colour_histogram, embed
 from specimen.extract import extract
@@ -265,44 +264,6 @@ def test_histogram_is_the_classic_opencv_recipe_over_the_image_pixels_only(tmp_p
     with np.load(tmp_path / "features/histogram.npz") as npz:
         assert npz["ids"].tolist() == index.id.tolist() and npz["features"].shape == (8, 512)
     assert colour_histogram(np.zeros((4, 4, 1), np.uint8)).shape == (512,)
-
-
-def fake_processed(tmp_path, rows, features):
-    processed = tmp_path / "processed"
-    processed.mkdir()
-    pd.DataFrame(rows).to_csv(processed / "index.csv", index=False)
-    np.savez(tmp_path / "f.npz", ids=np.array([r["id"] for r in rows]), features=np.array(features, np.float32))
-    return processed, tmp_path / "f.npz"
-
-
-def test_clean_removes_duplicates_leaks_and_outliers_with_reasons(tmp_path):
-    rng = np.random.default_rng(0)
-    rows, feats = [], []
-    for i in range(60):
-        split = ["train", "valid", "test"][i % 3]
-        rows.append({"id": f"{split}/a/{i}.png", "label": "a", "split": split, "sha256": f"h{i}"})
-        feats.append(rng.normal(0, 0.05, 8))
-    rows.append({"id": "train/a/far.png", "label": "a", "split": "train", "sha256": "far"})
-    feats.append(np.full(8, 5.0))
-    rows.append({"id": "test/a/copy.png", "label": "a", "split": "test", "sha256": "h0"})   # leak of train/a/0
-    rows.append({"id": "train/a/copy.png", "label": "a", "split": "train", "sha256": "h3"})  # dup of train/a/3
-    feats += [feats[0], feats[3]]
-    processed, features = fake_processed(tmp_path, rows, feats)
-    params = {"duplicates": "exact", "outliers": {"method": "isolation_forest", "contamination": 0.02}}
-    kept = clean(processed, features, tmp_path / "clean", params, seed=0)
-    removed = pd.read_csv(tmp_path / "clean/removed.csv").set_index("id")
-    assert removed.loc["test/a/copy.png", "reason"] == "leak" and removed.loc["test/a/copy.png", "twin"] == "train/a/0.png"
-    assert removed.loc["train/a/copy.png", "reason"] == "duplicate"
-    assert removed.loc["train/a/far.png", "reason"] == "outlier"
-    assert len(kept) + len(removed) == len(rows)
-    assert kept.outlier_score.notna().all() and removed.loc["train/a/far.png", "score"] > kept.outlier_score.max()
-
-
-def test_clean_refuses_features_of_another_index(tmp_path):
-    processed, features = fake_processed(tmp_path, [{"id": "a", "label": "x", "split": "train", "sha256": "1"}], [[0.0]])
-    pd.DataFrame([{"id": "b", "label": "x", "split": "train", "sha256": "1"}]).to_csv(processed / "index.csv", index=False)
-    with pytest.raises(SpecimenError, match="re-run embed"):
-        clean(processed, features, tmp_path / "clean", {"duplicates": "exact", "outliers": {"method": "none"}}, 0)
 
 
 def test_balance_weights_are_sklearn_balanced(tmp_path):

@@ -1,13 +1,36 @@
-"""clean: drop exact duplicates, cross-split leaks and outliers; keep a score for every image.
+"""clean: remove duplicates, cross-split leaks, low-quality images and outliers; score every image.
 
-- duplicates (``clean.duplicates: exact``): images with the same content hash. The copy in the
-  earliest split (train, then valid, then test; then by id) is kept. A copy in the same split is
-  removed as ``duplicate``; a copy in another split is ``leak`` (it would inflate evaluation).
-- outliers (``clean.outliers``): scikit-learn IsolationForest over the features; the score is
-  ``-score_samples`` (higher is more anomalous), kept in the index for every image.
+Steps, in order; an image removed by one step is not looked at by the next, and its first reason
+is the one reported:
 
-Writes ``index.csv`` (the kept images, with ``outlier_score``) and ``removed.csv``
-(id, split, label, reason, score, twin) into data/clean/.
+1. exact copies (``duplicates.exact``): the same file content (sha256).
+2. near copies: pairs whose perceptual hashes (imagehash's pHash, 64 bits) differ in at most
+   ``phash_bits`` bits and whose 32x32 grey thumbnails correlate at least ``min_correlation``;
+   and, with ``cosine``, pairs among each image's nearest neighbours at least that similar in the
+   embedding. Copies come first so that a copy is reported as one, beside the image it copies.
+3. image quality (``quality``): cleanvision's properties and scores (dark, light, blurry,
+   low_information, odd_aspect_ratio), computed by cleanvision's own code on each processed
+   image's unpadded pixels (aspect ratio on the source file's size). A score below the threshold
+   is the issue; per kind the image is removed, flagged (kept, named in ``flags``) or not checked.
+4. outliers (``outliers``) over the embed features: ``knn`` is cleanlab's rule, the mean cosine
+   distance to the k nearest images, flagged above Q3 + iqr_factor * IQR of those scores; ``lof``
+   and ``isolation_forest`` are scikit-learn's, with ``contamination``. ``scope: class`` scores an
+   image against its own class only (an image far from its class), ``all`` against every image,
+   ``both`` removes either. Colour histograms are compared as square-rooted distributions (cosine
+   of those is the Bhattacharyya coefficient), other features as they are.
+
+Of each group of copies the one in the earliest split (train, valid, test; then by id) is kept. A
+copy in the same split is a ``duplicate`` / ``near_duplicate``; a copy in a later split is a
+``leak`` / ``near_leak``: it would score the model on an image it trained on.
+
+Writes into the output folder (data/clean/):
+- ``index.csv``: the kept images (the processed index, plus ``outlier_score`` and ``flags``);
+- ``removed.csv``: id, split, label, reason, score, twin (the kept copy, for duplicates), detail;
+- ``scores.csv``: every image's scores (quality, outlier, pHash) and what happened to it;
+- ``summary.json``: counts per reason, per class and per split, before and after;
+- ``class_counts.png``: images per class before and after cleaning, per split;
+- ``gallery/<reason>.png``: the removed images of each reason, highest score first, with scores
+  (duplicates beside the copy that was kept).
 """
 from __future__ import annotations
 
@@ -15,55 +38,405 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
+from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.files import write_csv
+from specimen.files import atomic_dir, save_figure, write_csv, write_json
+from specimen.shards import Shards
 
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
-REMOVED_COLUMNS = ["id", "split", "label", "reason", "score", "twin"]
+REMOVED_COLUMNS = ["id", "split", "label", "reason", "score", "twin", "detail"]
+QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio")
+DUPLICATE_REASONS = ("duplicate", "leak", "near_duplicate", "near_leak")
+GALLERY_MAX = 40
+NEAR_NEIGHBOURS = 10  # embedding near copies are looked for among each image's 10 nearest
+THUMB = 32
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-image properties: cleanvision's quality scores, pHash and a grey thumbnail, one pass
+# ----------------------------------------------------------------------------------------------
+
+def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256):
+    """(raw cleanvision properties as a DataFrame, pHashes as uint64, grey 32x32 thumbnails)."""
+    import imagehash
+    from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
+                                                           EntropyProperty)
+    from PIL import Image
+
+    props = [BrightnessProperty("dark"), EntropyProperty(), BlurrinessProperty()]
+    raws, hashes = [], np.zeros(len(index), dtype=np.uint64)
+    thumbs = np.zeros((len(index), THUMB * THUMB), dtype=np.uint8)
+    row = 0
+    shards = Shards(processed / "shards")
+    with tqdm(total=len(index), desc="clean: image properties", unit="img", mininterval=1) as bar:
+        for rows, images in shards.batches(index, batch_size):
+            for (y0, x0, y1, x1), img in zip(rows[["y0", "x0", "y1", "x1"]].to_numpy(), images):
+                pixels = np.ascontiguousarray(img[y0:y1, x0:x1])
+                pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+                raw = {}
+                for prop in props:
+                    raw.update(prop.calculate(pil))
+                raws.append(raw)
+                bits = imagehash.phash(pil).hash.flatten()
+                hashes[row] = np.packbits(bits).view(">u8")[0]
+                grey = pil.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
+                thumbs[row] = np.asarray(grey).ravel()
+                row += 1
+            bar.update(len(rows))
+    raw = pd.DataFrame(raws, index=index.index)
+    w, h = index["width"].astype(float), index["height"].astype(float)
+    raw["aspect_ratio"] = np.minimum(w / h, h / w)
+    return raw, hashes, thumbs
+
+
+def quality_scores(raw: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """cleanvision's score per issue kind (lower is worse), from its own get_scores."""
+    from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
+                                                           EntropyProperty)
+
+    dark = BrightnessProperty("dark").get_scores(raw, "dark")["dark_score"]
+    light = BrightnessProperty("light").get_scores(raw, "light")["light_score"]
+    info = EntropyProperty().get_scores(raw, "low_information", normalizing_factor=0.1)["low_information_score"]
+    blurry = BlurrinessProperty().get_scores(raw, "blurry", normalizing_factor=0.01,
+                                             color_threshold=0.18)["blurry_score"]
+    scores = pd.DataFrame({"dark": dark, "light": light, "blurry": blurry, "low_information": info,
+                           "odd_aspect_ratio": raw["aspect_ratio"]}, index=raw.index)
+    return scores.astype(float)
+
+
+# ----------------------------------------------------------------------------------------------
+# Duplicates
+# ----------------------------------------------------------------------------------------------
+
+def _keeper_order(index: pd.DataFrame) -> np.ndarray:
+    """Rank of each row as the copy to keep: earliest split, then id."""
+    order = index.assign(_rank=index.split.map(SPLIT_ORDER)).sort_values(["_rank", "id"]).index
+    rank = pd.Series(np.arange(len(order)), index=order)
+    return rank.reindex(index.index).to_numpy()
+
+
+def _copies(index: pd.DataFrame, groups: np.ndarray, kind: str, score, detail) -> pd.DataFrame:
+    """Rows for every member of a group (same label in `groups`, -1 = none) but its keeper."""
+    frame = index[["id", "split"]].assign(_g=groups, _rank=_keeper_order(index), score=score, detail=detail)
+    frame = frame[frame._g >= 0].sort_values("_rank")
+    keeper = frame.groupby("_g").id.transform("first")
+    keeper_split = frame.groupby("_g").split.transform("first")
+    copies = frame[frame.id != keeper]
+    leak = copies.split != keeper_split[copies.index]
+    names = {"exact": ("duplicate", "leak"), "near": ("near_duplicate", "near_leak")}[kind]
+    return pd.DataFrame({"id": copies.id, "reason": np.where(leak, names[1], names[0]),
+                         "score": copies.score, "twin": keeper[copies.index], "detail": copies.detail})
 
 
 def exact_duplicates(index: pd.DataFrame) -> pd.DataFrame:
-    """One row per removed copy: id, reason (duplicate | leak), score 1.0, twin (the kept copy)."""
-    order = index.assign(_rank=index.split.map(SPLIT_ORDER)).sort_values(["sha256", "_rank", "id"])
-    keeper = order.groupby("sha256").id.transform("first")
-    keeper_split = order.groupby("sha256").split.transform("first")
-    copies = order[order.id != keeper]
-    return pd.DataFrame({
-        "id": copies.id,
-        "reason": np.where(copies.split == keeper_split[copies.index], "duplicate", "leak"),
-        "score": 1.0,
-        "twin": keeper[copies.index],
-    })
+    groups = index.groupby("sha256", sort=False).ngroup().to_numpy()
+    sizes = np.bincount(groups)
+    groups = np.where(sizes[groups] > 1, groups, -1)
+    return _copies(index, groups, "exact", 1.0, "same sha256")
 
 
-def outlier_scores(features: np.ndarray, contamination, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, is_outlier) from an IsolationForest fitted on these features."""
-    forest = IsolationForest(n_estimators=200, contamination=contamination, random_state=seed)
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label per node (-1 for nodes in no pair)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(pairs) == 0:
+        return np.full(n, -1)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    in_pair = np.zeros(n, dtype=bool)
+    in_pair[pairs.ravel()] = True
+    return np.where(in_pair, labels, -1)
+
+
+def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr: float,
+                block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) within `max_bits` pHash bits whose thumbnails correlate >= min_corr.
+
+    Compared a block of rows against all later rows at a time: memory is block x N bytes."""
+    z = thumbs.astype(np.float32)
+    z -= z.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(z, axis=1)
+    z /= np.where(norms > 0, norms, 1.0)[:, None]
+    found, corr = [], []
+    n = len(hashes)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        dist = np.bitwise_count(hashes[rows, None] ^ hashes[None, :])
+        i, j = np.nonzero(dist <= max_bits)
+        keep = j > rows[i]
+        i, j = rows[i[keep]], j[keep]
+        r = np.einsum("ij,ij->i", z[i], z[j])
+        ok = (r >= min_corr) & (norms[i] > 0) & (norms[j] > 0)
+        found.append(np.stack([i[ok], j[ok]], axis=1))
+        corr.append(r[ok])
+    return np.concatenate(found).astype(int), np.concatenate(corr)
+
+
+def near_duplicates(index: pd.DataFrame, hashes, thumbs, vectors, params: dict) -> pd.DataFrame:
+    """Near copies among `index` rows: pHash + thumbnail correlation, and/or embedding cosine."""
+    pairs, scores, details = [], [], []
+    if params["phash_bits"] is not None:
+        p, r = phash_pairs(hashes, thumbs, params["phash_bits"], params["min_correlation"])
+        bits = np.bitwise_count(hashes[p[:, 0]] ^ hashes[p[:, 1]]) if len(p) else np.array([], int)
+        pairs.append(p)
+        scores.append(r)
+        details += [f"phash {b} bits, r={x:.3f}" for b, x in zip(bits, r)]
+    if params["cosine"] is not None and len(index) > 1:
+        dist, nbr = nearest(vectors, NEAR_NEIGHBOURS)
+        i, col = np.nonzero(1.0 - dist >= params["cosine"])
+        p = np.sort(np.stack([i, nbr[i, col]], axis=1), axis=1)
+        sims = 1.0 - dist[i, col]
+        pairs.append(p)
+        scores.append(sims)
+        details += [f"cosine {x:.3f}" for x in sims]
+    if not pairs:
+        return pd.DataFrame(columns=["id", "reason", "score", "twin", "detail"])
+    pairs, scores = np.concatenate(pairs), np.concatenate(scores)
+    groups = _components(len(index), pairs)
+    # each copy's score and detail: its strongest link
+    best = pd.DataFrame({"node": np.r_[pairs[:, 0], pairs[:, 1]], "score": np.r_[scores, scores],
+                         "detail": details + details}).sort_values("score", ascending=False)
+    best = best.drop_duplicates("node").set_index("node")
+    score = best.score.reindex(range(len(index))).to_numpy()
+    detail = best.detail.astype(object).reindex(range(len(index))).fillna("").to_numpy()
+    return _copies(index.reset_index(drop=True), groups, "near", score, detail)
+
+
+# ----------------------------------------------------------------------------------------------
+# Outliers
+# ----------------------------------------------------------------------------------------------
+
+def comparable(features: np.ndarray, extractor: str) -> np.ndarray:
+    """Features as compared by cosine: histograms square-rooted (Hellinger), others as they are."""
+    features = np.asarray(features, dtype=np.float32)
+    if extractor == "histogram":
+        sums = features.sum(axis=1, keepdims=True)
+        return np.sqrt(features / np.where(sums > 0, sums, 1.0))
+    return features
+
+
+def nearest(features: np.ndarray, k: int):
+    """(cosine distances, indices) of each row's k nearest other rows; chunked by scikit-learn."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, len(features) - 1)
+    model = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
+    dist, idx = model.kneighbors(features)
+    # drop each row itself (normally column 0; with exact twins it may sit elsewhere)
+    self_col = np.argmax(idx == np.arange(len(features))[:, None], axis=1)
+    has_self = (idx == np.arange(len(features))[:, None]).any(axis=1)
+    drop = np.where(has_self, self_col, k)
+    mask = np.ones_like(idx, dtype=bool)
+    mask[np.arange(len(idx)), drop] = False
+    return dist[mask].reshape(len(idx), k), idx[mask].reshape(len(idx), k)
+
+
+def iqr_threshold(scores: np.ndarray, factor: float) -> float:
+    q1, q3 = np.percentile(scores, [25, 75])
+    return float(q3 + factor * (q3 - q1))
+
+
+def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(score, is_outlier) for each row: higher scores are more anomalous."""
+    method, k = params["method"], params["k"]
+    n = len(features)
+    if n < 3:
+        return np.zeros(n), np.zeros(n, dtype=bool)
+    if method == "knn":
+        score = nearest(features, k)[0].mean(axis=1)
+        return score, score > iqr_threshold(score, params["iqr_factor"])
+    if method == "lof":
+        from sklearn.neighbors import LocalOutlierFactor
+
+        lof = LocalOutlierFactor(n_neighbors=min(k, n - 1), metric="cosine", contamination=params["contamination"])
+        flags = lof.fit_predict(features) == -1
+        return -lof.negative_outlier_factor_, flags
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(n_estimators=200, contamination=params["contamination"], random_state=seed)
     flags = forest.fit_predict(features) == -1
     return -forest.score_samples(features), flags
 
 
-def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, seed: int) -> pd.DataFrame:
+def outlier_scores(features, labels, params, seed):
+    """(overall score, class score, flagged) under params['scope']; NaN where not scored."""
+    n = len(features)
+    overall, by_class = np.full(n, np.nan), np.full(n, np.nan)
+    flagged = np.zeros(n, dtype=bool)
+    if params["scope"] in ("all", "both"):
+        overall, flags = outliers(features, params, seed)
+        flagged |= flags
+    if params["scope"] in ("class", "both"):
+        for label in np.unique(labels):
+            rows = np.flatnonzero(labels == label)
+            score, flags = outliers(features[rows], params, seed)
+            by_class[rows] = score
+            flagged[rows] |= flags
+    return overall, by_class, flagged
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+
+def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, seed: int) -> dict:
     index = pd.read_csv(processed / "index.csv", keep_default_na=False)
     with np.load(features_path) as npz:
         ids, features = npz["ids"], npz["features"]
+        extractor = str(npz["extractor"]) if "extractor" in npz else Path(features_path).stem
     if list(ids) != index.id.tolist():
         raise SpecimenError(f"{features_path} does not match {processed / 'index.csv'}: re-run embed")
-    index["outlier_score"] = 0.0
-    removed = [exact_duplicates(index)] if params["duplicates"] == "exact" else []
-    gone = set(removed[0].id) if removed else set()
-    if params["outliers"]["method"] == "isolation_forest":
-        remaining = ~index.id.isin(gone).to_numpy()
-        if remaining.sum() >= 2:
-            scores, flags = outlier_scores(features[remaining], params["outliers"]["contamination"], seed)
-            index.loc[remaining, "outlier_score"] = scores
-            out = index[remaining][flags]
-            removed.append(pd.DataFrame({"id": out.id, "reason": "outlier", "score": out.outlier_score, "twin": ""}))
-    removed = pd.concat(removed) if removed else pd.DataFrame(columns=["id", "reason", "score", "twin"])
+    n = len(index)
+    raw, hashes, thumbs = image_properties(processed, index)
+    quality = quality_scores(raw, params["quality"])
+    gone = np.zeros(n, dtype=bool)  # removed by an earlier step
+    removed = []
+
+    def remove(rows: pd.DataFrame) -> None:
+        rows = rows[~rows.id.isin(set(index.id[gone]))]
+        gone[index.id.isin(set(rows.id)).to_numpy()] = True
+        removed.append(rows)
+
+    def left() -> np.ndarray:
+        return np.flatnonzero(~gone)
+
+    # 1. copies: exact, then near, so that a copy is reported as one (with its twin)
+    if params["duplicates"]["exact"]:
+        remove(exact_duplicates(index))
+    rows = left()
+    if len(rows) > 1:
+        remove(near_duplicates(index.iloc[rows], hashes[rows], thumbs[rows],
+                               comparable(features[rows], extractor), params["duplicates"]))
+    # 2. image quality
+    flags = pd.Series("", index=index.index, dtype=object)
+    for kind in QUALITY:
+        check = params["quality"][kind]
+        if check["action"] == "off":
+            continue
+        hit = quality[kind] < check["threshold"]
+        if check["action"] == "flag":
+            flags[hit] = flags[hit] + np.where(flags[hit] == "", "", ";") + kind
+        else:
+            live = hit & ~gone
+            remove(pd.DataFrame({"id": index.id[live], "reason": kind, "score": quality[kind][live],
+                                 "twin": "", "detail": f"{kind} score < {check['threshold']}"}))
+    # 3. outliers, among the images left
+    rows = left()
+    overall, by_class = np.full(n, np.nan), np.full(n, np.nan)
+    if params["outliers"]["method"] != "none" and len(rows) > 2:
+        o, c, flagged = outlier_scores(comparable(features[rows], extractor), index.label.to_numpy()[rows],
+                                       params["outliers"], seed)
+        overall[rows], by_class[rows] = o, c
+        out = rows[flagged]
+        remove(pd.DataFrame({"id": index.id.to_numpy()[out], "reason": "outlier",
+                             "score": np.fmax(overall[out], by_class[out]), "twin": "",
+                             "detail": f"{params['outliers']['method']} ({params['outliers']['scope']})"}))
+
+    removed = pd.concat(removed) if removed else pd.DataFrame(columns=["id", "reason", "score", "twin", "detail"])
     removed = removed.merge(index[["id", "split", "label"]], on="id").reindex(columns=REMOVED_COLUMNS)
-    kept = index[~index.id.isin(removed.id)]
-    write_csv(out_dir / "removed.csv", removed.sort_values("id"))
+    removed = removed.sort_values("id", kind="stable").reset_index(drop=True)
+    index["outlier_score"] = np.round(np.nan_to_num(np.fmax(overall, by_class), nan=0.0), 6)
+    index["flags"] = flags
+    kept = index[~index.id.isin(set(removed.id))]
+    scores = index[["id", "split", "label"]].assign(
+        **{f"{k}_score": quality[k].round(6) for k in QUALITY},
+        outlier_score=np.round(overall, 6), class_outlier_score=np.round(by_class, 6),
+        phash=[f"{h:016x}" for h in hashes], flags=flags,
+        reason=index.id.map(removed.set_index("id").reason).fillna("kept"))
+    summary = summarise(index, removed, flags, extractor, params)
+    with atomic_dir(out_dir / "gallery") as tmp:
+        write_galleries(tmp, processed, index, removed)
+    write_csv(out_dir / "scores.csv", scores)
+    write_json(out_dir / "summary.json", summary)
+    plot_class_counts(out_dir / "class_counts.png", index, kept)
+    write_csv(out_dir / "removed.csv", removed)
     write_csv(out_dir / "index.csv", kept)
-    return kept
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# For people: summary, class counts, galleries
+# ----------------------------------------------------------------------------------------------
+
+def summarise(index: pd.DataFrame, removed: pd.DataFrame, flags: pd.Series, extractor: str, params: dict) -> dict:
+    def counts(frame, key):
+        return {str(k): int(v) for k, v in frame.groupby(key).size().items()}
+
+    kept = index[~index.id.isin(set(removed.id))]
+    flag_counts = pd.Series([f for fs in flags if fs for f in fs.split(";")]).value_counts()
+    return {
+        "features": extractor,
+        "images": len(index), "kept": len(kept), "removed": len(removed),
+        "removed_by_reason": counts(removed, "reason"),
+        "flagged_by_kind": {str(k): int(v) for k, v in flag_counts.sort_index().items()},
+        "per_split": {s: {"before": int((index.split == s).sum()), "after": int((kept.split == s).sum()),
+                          "removed": counts(removed[removed.split == s], "reason")}
+                      for s in SPLIT_ORDER if (index.split == s).any()},
+        "per_class": {str(c): {"before": int((index.label == c).sum()), "after": int((kept.label == c).sum()),
+                               "removed": counts(removed[removed.label == c], "reason")}
+                      for c in sorted(index.label.unique(), key=str)},
+        "settings": {"quality": params["quality"], "outliers": params["outliers"],
+                     "duplicates": params["duplicates"]},
+    }
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, plt.subplots(*args, **kwargs)
+
+
+def plot_class_counts(path: Path, index: pd.DataFrame, kept: pd.DataFrame) -> None:
+    classes = sorted(index.label.unique(), key=str)
+    splits = [s for s in SPLIT_ORDER if (index.split == s).any()]
+    plt, (fig, axes) = _figure(1, len(splits), figsize=(max(6, 0.35 * len(classes) * len(splits) + 2), 4),
+                               squeeze=False, sharey=False)
+    x = np.arange(len(classes))
+    for ax, split in zip(axes[0], splits):
+        before = index[index.split == split].label.value_counts().reindex(classes, fill_value=0)
+        after = kept[kept.split == split].label.value_counts().reindex(classes, fill_value=0)
+        ax.bar(x - 0.2, before.to_numpy(), 0.4, label="before", color="#bbbbbb")
+        ax.bar(x + 0.2, after.to_numpy(), 0.4, label="after cleaning", color="#3b75af")
+        ax.set_title(f"{split}: {int(before.sum())} -> {int(after.sum())} images")
+        ax.set_xticks(x, [str(c) for c in classes], rotation=90 if len(classes) > 12 else 0)
+        ax.set_xlabel("class")
+    axes[0][0].set_ylabel("images")
+    axes[0][0].legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed: pd.DataFrame) -> None:
+    """One PNG per reason: removed images, highest score first (copies beside their kept twin)."""
+    shards = Shards(processed / "shards")
+    where = index.set_index("id")
+    for reason, rows in removed.groupby("reason"):
+        rows = rows.sort_values(["score", "id"], ascending=[False, True]).head(GALLERY_MAX)
+        pairs = reason in DUPLICATE_REASONS
+        per_row = 4 if pairs else 8
+        cols = per_row * (2 if pairs else 1)
+        n_rows = -(-len(rows) // per_row)
+        plt, (fig, axes) = _figure(n_rows, cols, figsize=(1.6 * cols, 2.3 * n_rows + 0.4), squeeze=False)
+        for ax in axes.ravel():
+            ax.axis("off")
+        for i, r in enumerate(rows.itertuples()):
+            shown = [(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")]
+            if pairs:
+                shown.append((r.twin, f"kept: {r.twin}"))
+            for j, (image_id, title) in enumerate(shown):
+                ax = axes[i // per_row][(i % per_row) * len(shown) + j]
+                src = where.loc[image_id]
+                img = shards.get([src["shard"]], [src["offset"]])[0]
+                ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
+                ax.set_title(title, fontsize=6)
+        fig.suptitle(f"{reason}: {len(removed[removed.reason == reason])} removed"
+                     + (f" (top {GALLERY_MAX} by score)" if len(removed[removed.reason == reason]) > GALLERY_MAX else ""))
+        fig.tight_layout()
+        save_figure(fig, folder / f"{reason}.png")
+        plt.close(fig)

@@ -91,7 +91,7 @@ def _embed(p, args=None):
     return f"{f.shape[0]} {p['embed']['extractor']} vectors of {f.shape[1]} floats into {args.out}"
 
 
-@stage("clean", "remove duplicates, cross-split leaks and outliers: data/clean/index.csv, removed.csv")
+@stage("clean", "remove duplicates, cross-split leaks, low-quality images and outliers: data/clean/ (index.csv, removed.csv, scores.csv, summary.json, galleries)")
 def _clean(p, args=None):
     if args is None:
         p.add_argument("processed", type=Path, help="e.g. data/processed")
@@ -99,8 +99,11 @@ def _clean(p, args=None):
         p.add_argument("out", type=Path, help="output folder, e.g. data/clean")
         return
     from specimen.clean import clean
-    kept = clean(args.processed, args.features, args.out, p["clean"], p["seed"])
-    return f"{len(kept)} images kept; removed ones listed in {args.out / 'removed.csv'}"
+    s = clean(args.processed, args.features, args.out, p["clean"], p["seed"])
+    reasons = ", ".join(f"{k} {v}" for k, v in s["removed_by_reason"].items()) or "none"
+    flagged = ", ".join(f"{k} {v}" for k, v in s["flagged_by_kind"].items()) or "none"
+    return (f"{s['kept']} of {s['images']} images kept; removed: {reasons}; flagged: {flagged} "
+            f"(see {args.out / 'removed.csv'}, {args.out / 'summary.json'}, {args.out / 'gallery'})")
 
 
 @stage("balance", "training index (optionally oversampled) and class weights: data/clean/train.csv, class_weights.json")

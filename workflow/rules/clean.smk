@@ -23,10 +23,14 @@ rule clean:
     input:
         processed="data/processed",
         features=FEATURES,
-        code=code("clean"),
+        code=code("clean", "shards"),
     output:
         index="data/clean/index.csv",
         removed="data/clean/removed.csv",
+        scores="data/clean/scores.csv",
+        summary="data/clean/summary.json",
+        counts="data/clean/class_counts.png",
+        gallery=directory("data/clean/gallery"),
     params:
         clean=config["clean"],
         seed=config["seed"],

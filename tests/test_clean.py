@@ -1,0 +1,219 @@
+"""clean on real processed images: every reason, every output, each outlier method's rule."""
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from specimen import SpecimenError
+from specimen.clean import clean, nearest, outlier_scores, outliers
+from specimen.embed import embed
+from specimen.extract import extract
+from specimen.ingest import ingest
+from specimen.preprocess import preprocess
+
+from .test_stages import raw_from_folder, save
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def clean_params(**changes):
+    """params.yaml's clean section with dotted changes, e.g. {"outliers.method": "lof"}."""
+    params = json.loads(json.dumps(PARAMS["clean"]))
+    for dotted, value in changes.items():
+        *keys, last = dotted.split(".")
+        node = params
+        for key in keys:
+            node = node[key]
+        node[last] = value
+    return params
+
+
+def page(rng, size=(40, 48), ink=(40, 40, 50), paper=None) -> np.ndarray:
+    """An off-white page with two letters written at random places: one of many distinct images."""
+    h, w = size
+    paper = paper if paper is not None else 205 + rng.uniform(-4, 4, 3)
+    img = np.clip(np.broadcast_to(paper, (h, w, 3)) + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
+    for _ in range(2):
+        letter = "ABCDEFGHKMNPRSTUVWXYZ"[int(rng.integers(0, 21))]
+        x, y = int(rng.integers(0, max(1, w - 22))), int(rng.integers(18, max(19, h - 2)))
+        cv2.putText(img, letter, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.7, tuple(int(c) for c in ink), 2)
+    return img
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory):
+    """A two-class dataset with one of each fault, preprocessed and embedded (histogram)."""
+    tmp = tmp_path_factory.mktemp("dirty")
+    rng = np.random.default_rng(1)
+    root = tmp / "dataset"
+    images = {}
+    for split, n in (("train", 30), ("valid", 8), ("test", 8)):
+        for label, ink in (("pen", (40, 40, 50)), ("pencil", (72, 72, 82))):
+            for i in range(n):
+                images[f"{split}/{label}/{label}_{i:02d}.png"] = page(rng, ink=ink)
+    images["train/pen/pen_00_copy.png"] = images["train/pen/pen_00.png"]                      # duplicate
+    images["test/pen/pen_01_again.png"] = images["train/pen/pen_01.png"]                         # leak
+    images["valid/pencil/pencil_02_bright.png"] = np.clip(images["train/pencil/pencil_02.png"].astype(int) + 8, 0, 255).astype(np.uint8)  # near leak
+    small = cv2.resize(images["train/pen/pen_03.png"], (36, 30), interpolation=cv2.INTER_AREA)  # 75 %
+    images["train/pen/pen_03_small.png"] = small                                                # near duplicate
+    images["train/pencil/blank.png"] = np.full((40, 40, 3), (180, 60, 60), np.uint8)             # low information
+    images["train/pen/noise.png"] = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)           # outlier
+    images["valid/pen/night.png"] = (page(rng) * 0.25).astype(np.uint8)                         # dark
+    images["train/pencil/strip.png"] = cv2.resize(page(rng, ink=(72, 72, 82)), (144, 40))  # odd aspect ratio
+    for name, img in images.items():
+        save(root / name, Image.fromarray(img))
+    extract(raw_from_folder(tmp, root), tmp / "extracted", 100)
+    ingest(tmp / "extracted", tmp / "interim", {"train": 0.6, "valid": 0.2, "test": 0.2}, seed=0)
+    preprocess(tmp / "interim/manifest.csv", tmp / "extracted", tmp / "processed",
+               {"size": [32, 32], "resize": "pad", "color": "rgb"}, 64)
+    embed(tmp / "processed", tmp / "features/histogram.npz", "histogram")
+    return tmp, len(images)
+
+
+def run_clean(dirty, out, **changes):
+    tmp, _ = dirty
+    summary = clean(tmp / "processed", tmp / "features/histogram.npz", out, clean_params(**changes), seed=0)
+    removed = pd.read_csv(out / "removed.csv", keep_default_na=False).set_index("id")
+    return summary, removed
+
+
+def test_every_fault_is_removed_with_its_reason_and_twin(dirty, tmp_path):
+    summary, removed = run_clean(dirty, tmp_path / "clean")
+    expect = {
+        "train/pen/pen_00_copy.png": ("duplicate", "train/pen/pen_00.png"),
+        "test/pen/pen_01_again.png": ("leak", "train/pen/pen_01.png"),
+        "valid/pencil/pencil_02_bright.png": ("near_leak", "train/pencil/pencil_02.png"),
+        "train/pen/pen_03_small.png": ("near_duplicate", "train/pen/pen_03.png"),
+        "train/pencil/blank.png": ("low_information", ""),
+        "train/pen/noise.png": ("outlier", ""),
+        "valid/pen/night.png": ("outlier", ""),  # dark is only flagged by default; the outlier step removes it
+    }
+    for image_id, (reason, twin) in expect.items():
+        assert (removed.loc[image_id, "reason"], removed.loc[image_id, "twin"]) == (reason, twin), image_id
+    # anything else is an outlier by the IQR rule, which always cuts the tail: a few at most
+    others = removed.drop(index=list(expect))
+    assert set(others.reason) <= {"outlier"} and len(others) <= 0.05 * len(removed.index.union(expect)) + 2, others
+    assert removed.loc["train/pen/pen_03_small.png", "detail"].startswith("phash")
+
+
+def test_every_image_is_accounted_for_in_the_outputs(dirty, tmp_path):
+    out = tmp_path / "clean"
+    summary, removed = run_clean(dirty, out)
+    tmp, n_images = dirty
+    kept = pd.read_csv(out / "index.csv", keep_default_na=False)
+    scores = pd.read_csv(out / "scores.csv")  # empty cells (a score not computed) as NaN
+    assert len(kept) + len(removed) == n_images == summary["images"] == len(scores)
+    assert set(kept.id).isdisjoint(removed.index)
+    assert summary["removed_by_reason"] == removed.reason.value_counts().to_dict()
+    assert sum(c["after"] for c in summary["per_class"].values()) == len(kept) == summary["kept"]
+    assert summary["per_split"]["test"]["removed"] == {"leak": 1}
+    assert summary["per_split"]["valid"]["removed"] == {"near_leak": 1, "outlier": 1}  # night.png
+    # flags: named in scores.csv (and index.csv for kept images), counted in the summary
+    assert scores.set_index("id")["flags"]["valid/pen/night.png"] == "dark"
+    assert scores.set_index("id")["flags"]["train/pencil/strip.png"] == "odd_aspect_ratio"
+    assert set(kept["flags"]) <= {"", "dark", "odd_aspect_ratio"}
+    assert summary["flagged_by_kind"] == {"dark": 1, "odd_aspect_ratio": 1}
+    # a score for every image, removed or not
+    assert scores.set_index("id").loc["train/pen/noise.png", "outlier_score"] > kept.outlier_score.max()
+    assert scores[["dark_score", "low_information_score", "phash"]].notna().all().all()
+    assert scores.set_index("id").reason["train/pen/pen_00_copy.png"] == "duplicate"
+    # pictures for people: one gallery per reason, and the class counts
+    assert sorted(p.stem for p in (out / "gallery").iterdir()) == sorted(summary["removed_by_reason"])
+    for png in [*(out / "gallery").iterdir(), out / "class_counts.png"]:
+        assert Image.open(png).size[0] > 300
+
+
+def test_quality_actions_remove_flag_or_ignore(dirty, tmp_path):
+    _, removed = run_clean(dirty, tmp_path / "a", **{"quality.dark.action": "remove"})
+    assert removed.loc["valid/pen/night.png", "reason"] == "dark"
+    assert removed.loc["valid/pen/night.png", "score"] < 0.32
+    summary, removed = run_clean(dirty, tmp_path / "b", **{"quality.low_information.action": "off",
+                                                         "quality.dark.action": "off"})
+    assert "dark" not in summary["flagged_by_kind"]
+    assert removed.loc["train/pencil/blank.png", "reason"] == "outlier"  # the outlier step still sees it
+
+
+def test_duplicate_detection_can_be_switched_off(dirty, tmp_path):
+    summary, removed = run_clean(dirty, tmp_path / "c", **{"duplicates.exact": False, "duplicates.phash_bits": None,
+                                                         "outliers.method": "none"})
+    assert set(removed.reason) == {"low_information"}
+
+
+def test_near_duplicates_by_embedding_cosine(dirty, tmp_path):
+    _, removed = run_clean(dirty, tmp_path / "d", **{"duplicates.phash_bits": None, "duplicates.cosine": 0.999,
+                                                   "duplicates.exact": False})
+    # byte copies have identical features: found as near copies, with the cosine in the detail
+    assert removed.loc["test/pen/pen_01_again.png", "reason"] == "near_leak"
+    assert removed.loc["train/pen/pen_00_copy.png", "twin"] == "train/pen/pen_00.png"
+    assert removed.loc["train/pen/pen_00_copy.png", "detail"].startswith("cosine")
+
+
+def cloud(rng, centre, n, dims=16):
+    return rng.normal(centre, 0.05, (n, dims))
+
+
+def test_knn_is_cleanlabs_rule():
+    rng = np.random.default_rng(0)
+    x = np.abs(np.vstack([cloud(rng, 1.0, 80), [np.r_[np.ones(8) * 3, np.zeros(8)]]]))
+    score, flags = outliers(x, {"method": "knn", "k": 5, "iqr_factor": 1.7}, seed=0)
+    # brute force: mean cosine distance to the 5 nearest others
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    dist = 1 - unit @ unit.T
+    np.fill_diagonal(dist, np.inf)
+    expected = np.sort(dist, axis=1)[:, :5].mean(axis=1)
+    np.testing.assert_allclose(score, expected, atol=1e-6)
+    q1, q3 = np.percentile(expected, [25, 75])
+    np.testing.assert_array_equal(flags, expected > q3 + 1.7 * (q3 - q1))
+    assert flags[-1]
+
+
+@pytest.mark.parametrize("method", ["lof", "isolation_forest"])
+def test_lof_and_isolation_forest_score_the_far_point_highest(method):
+    rng = np.random.default_rng(0)
+    x = np.abs(np.vstack([cloud(rng, 1.0, 80), [np.r_[np.ones(8) * 3, np.zeros(8)]]]))
+    score, flags = outliers(x, {"method": method, "k": 10, "contamination": 0.02}, seed=0)
+    assert np.argmax(score) == len(x) - 1 and flags[-1] and flags.sum() <= 2
+
+
+def test_class_scope_finds_an_image_far_from_its_own_class():
+    rng = np.random.default_rng(0)
+    a, b = np.r_[np.ones(8), np.zeros(8)], np.r_[np.zeros(8), np.ones(8)]
+    x = np.abs(np.vstack([rng.normal(a, 0.05, (40, 16)), rng.normal(b, 0.05, (40, 16))]))
+    labels = np.array(["a"] * 40 + ["b"] * 40)
+    labels[0] = "b"  # an "a" picture filed under b: close to many images, far from its class
+    params = {"method": "knn", "k": 5, "iqr_factor": 1.7}
+    _, _, flagged = outlier_scores(x, labels, {**params, "scope": "all"}, 0)
+    assert not flagged[0]
+    overall, by_class, flagged = outlier_scores(x, labels, {**params, "scope": "class"}, 0)
+    assert flagged[0] and np.isnan(overall).all() and np.argmax(by_class) == 0
+
+
+def test_nearest_skips_each_row_itself_even_among_identical_rows():
+    x = np.array([[1.0, 0], [1.0, 0], [1.0, 0], [0, 1.0]])
+    dist, idx = nearest(x, 2)
+    assert all(i not in row for i, row in enumerate(idx))
+    np.testing.assert_allclose(dist[:3, 0], 0.0, atol=1e-7)
+
+
+def test_clean_refuses_features_of_another_index(dirty, tmp_path):
+    tmp, _ = dirty
+    np.savez(tmp_path / "f.npz", ids=np.array(["other"]), features=np.zeros((1, 512), np.float32))
+    with pytest.raises(SpecimenError, match="re-run embed"):
+        clean(tmp / "processed", tmp_path / "f.npz", tmp_path / "clean", clean_params(), 0)
+
+
+def test_cli_reports_what_was_removed_in_one_line(dirty, tmp_path):
+    tmp, _ = dirty
+    proc = subprocess.run(["specimen", "clean", str(tmp / "processed"), str(tmp / "features/histogram.npz"),
+                           str(tmp_path / "clean"), "--params", str(ROOT / "params.yaml")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "kept; removed: duplicate 1" in last and "flagged: dark 1" in last
