@@ -49,6 +49,7 @@ REMOVED_COLUMNS = ["id", "split", "label", "reason", "score", "twin", "detail"]
 QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio")
 DUPLICATE_REASONS = ("duplicate", "leak", "near_duplicate", "near_leak")
 GALLERY_MAX = 40
+WORKING_BYTES = 64 * 2**20  # scratch memory for pairwise work (pHash XORs, scikit-learn's chunks)
 NEAR_NEIGHBOURS = 10  # embedding near copies are looked for among each image's 10 nearest
 THUMB = 32
 
@@ -150,11 +151,12 @@ def _components(n: int, pairs: np.ndarray) -> np.ndarray:
     return np.where(in_pair, labels, -1)
 
 
-def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr: float,
-                block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr: float) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i < j) within `max_bits` pHash bits whose thumbnails correlate >= min_corr.
 
-    Compared a block of rows against all later rows at a time: memory is block x N bytes."""
+    A block of rows is compared with all rows at a time, the block sized so that its XORs take
+    at most WORKING_BYTES: memory stays flat however many images there are."""
+    block = max(1, WORKING_BYTES // (8 * max(len(hashes), 1)))
     z = thumbs.astype(np.float32)
     z -= z.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(z, axis=1)
@@ -221,9 +223,12 @@ def nearest(features: np.ndarray, k: int):
     """(cosine distances, indices) of each row's k nearest other rows; chunked by scikit-learn."""
     from sklearn.neighbors import NearestNeighbors
 
+    from sklearn import config_context
+
     k = min(k, len(features) - 1)
     model = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
-    dist, idx = model.kneighbors(features)
+    with config_context(working_memory=WORKING_BYTES // 2**20):  # distances computed in chunks this big
+        dist, idx = model.kneighbors(features)
     # drop each row itself (normally column 0; with exact twins it may sit elsewhere)
     self_col = np.argmax(idx == np.arange(len(features))[:, None], axis=1)
     has_self = (idx == np.arange(len(features))[:, None]).any(axis=1)
@@ -250,8 +255,11 @@ def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray,
     if method == "lof":
         from sklearn.neighbors import LocalOutlierFactor
 
+        from sklearn import config_context
+
         lof = LocalOutlierFactor(n_neighbors=min(k, n - 1), metric="cosine", contamination=params["contamination"])
-        flags = lof.fit_predict(features) == -1
+        with config_context(working_memory=WORKING_BYTES // 2**20):
+            flags = lof.fit_predict(features) == -1
         return -lof.negative_outlier_factor_, flags
     from sklearn.ensemble import IsolationForest
 
