@@ -4,11 +4,16 @@
 rule embed:
     input:
         processed="data/processed",
-        code=code("embed"),
+        code=code("embed", "shards"),
+        # embed.weights given as a file: its content is an input too
+        weights=[] if config["embed"]["weights"] in ("imagenet", "none") else [config["embed"]["weights"]],
     output:
         FEATURES,
     params:
         embed=config["embed"],
+    threads: 2
+    resources:
+        mem_mb=4000,
     log:
         "logs/embed.log",
     benchmark:
