@@ -91,7 +91,7 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
     return raw, hashes, thumbs
 
 
-def quality_scores(raw: pd.DataFrame, params: dict) -> pd.DataFrame:
+def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
     """cleanvision's score per issue kind (lower is worse), from its own get_scores."""
     from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
                                                            EntropyProperty)
@@ -298,7 +298,7 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
         raise SpecimenError(f"{features_path} does not match {processed / 'index.csv'}: re-run embed")
     n = len(index)
     raw, hashes, thumbs = image_properties(processed, index)
-    quality = quality_scores(raw, params["quality"])
+    quality = quality_scores(raw)
     gone = np.zeros(n, dtype=bool)  # removed by an earlier step
     removed = []
 
