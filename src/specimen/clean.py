@@ -155,12 +155,9 @@ def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr:
     """Pairs (i < j) within `max_bits` pHash bits whose thumbnails correlate >= min_corr.
 
     A block of rows is compared with all rows at a time, the block sized so that its XORs take
-    at most WORKING_BYTES: memory stays flat however many images there are."""
+    at most WORKING_BYTES; correlations are computed for candidate pairs only. Memory stays flat
+    however many images there are."""
     block = max(1, WORKING_BYTES // (8 * max(len(hashes), 1)))
-    z = thumbs.astype(np.float32)
-    z -= z.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(z, axis=1)
-    z /= np.where(norms > 0, norms, 1.0)[:, None]
     found, corr = [], []
     n = len(hashes)
     for start in range(0, n, block):
@@ -169,11 +166,18 @@ def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr:
         i, j = np.nonzero(dist <= max_bits)
         keep = j > rows[i]
         i, j = rows[i[keep]], j[keep]
-        r = np.einsum("ij,ij->i", z[i], z[j])
-        ok = (r >= min_corr) & (norms[i] > 0) & (norms[j] > 0)
-        found.append(np.stack([i[ok], j[ok]], axis=1))
-        corr.append(r[ok])
+        r = _correlation(thumbs[i], thumbs[j])
+        found.append(np.stack([i[r >= min_corr], j[r >= min_corr]], axis=1))
+        corr.append(r[r >= min_corr])
     return np.concatenate(found).astype(int), np.concatenate(corr)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of `a` with the same row of `b` (0 where one is flat)."""
+    a = a.astype(np.float32) - a.mean(axis=1, keepdims=True, dtype=np.float32)
+    b = b.astype(np.float32) - b.mean(axis=1, keepdims=True, dtype=np.float32)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norms > 0, np.einsum("ij,ij->i", a, b) / np.where(norms > 0, norms, 1.0), 0.0)
 
 
 def near_duplicates(index: pd.DataFrame, hashes, thumbs, vectors, params: dict) -> pd.DataFrame:
@@ -220,19 +224,23 @@ def comparable(features: np.ndarray, extractor: str) -> np.ndarray:
 
 
 def nearest(features: np.ndarray, k: int):
-    """(cosine distances, indices) of each row's k nearest other rows; chunked by scikit-learn."""
+    """(cosine distances, indices) of each row's k nearest other rows.
+
+    Rows are normalised once and searched by squared euclidean distance (scikit-learn's fast
+    path; for unit vectors it is twice the cosine distance), in chunks of WORKING_BYTES."""
+    from sklearn import config_context
     from sklearn.neighbors import NearestNeighbors
 
-    from sklearn import config_context
-
     k = min(k, len(features) - 1)
-    model = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
-    with config_context(working_memory=WORKING_BYTES // 2**20):  # distances computed in chunks this big
-        dist, idx = model.kneighbors(features)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    unit = features / np.where(norms > 0, norms, 1.0)
+    model = NearestNeighbors(n_neighbors=k + 1, metric="sqeuclidean", algorithm="brute").fit(unit)
+    with config_context(working_memory=WORKING_BYTES // 2**20):
+        dist, idx = model.kneighbors(unit)
+    dist = np.clip(dist / 2.0, 0.0, 2.0)
     # drop each row itself (normally column 0; with exact twins it may sit elsewhere)
-    self_col = np.argmax(idx == np.arange(len(features))[:, None], axis=1)
-    has_self = (idx == np.arange(len(features))[:, None]).any(axis=1)
-    drop = np.where(has_self, self_col, k)
+    is_self = idx == np.arange(len(features))[:, None]
+    drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), k)
     mask = np.ones_like(idx, dtype=bool)
     mask[np.arange(len(idx)), drop] = False
     return dist[mask].reshape(len(idx), k), idx[mask].reshape(len(idx), k)
@@ -315,8 +323,8 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
         remove(exact_duplicates(index))
     rows = left()
     if len(rows) > 1:
-        remove(near_duplicates(index.iloc[rows], hashes[rows], thumbs[rows],
-                               comparable(features[rows], extractor), params["duplicates"]))
+        vectors = comparable(features[rows], extractor) if params["duplicates"]["cosine"] is not None else None
+        remove(near_duplicates(index.iloc[rows], hashes[rows], thumbs[rows], vectors, params["duplicates"]))
     # 2. image quality
     flags = pd.Series("", index=index.index, dtype=object)
     for kind in QUALITY:

@@ -47,7 +47,10 @@ class Shards:
         return np.stack([self._map(s)[o] for s, o in zip(shards, offsets)])
 
     def batches(self, index, batch_size: int):
-        """Yield (rows of `index`, images) in index order, `batch_size` at a time."""
+        """Yield (rows of `index`, images) in index order, `batch_size` at a time. Shards a batch
+        does not use are unmapped, so a pass over the data holds one shard's pages, not all."""
         for start in range(0, len(index), batch_size):
             rows = index.iloc[start:start + batch_size]
+            for name in set(self._maps) - set(rows["shard"]):
+                del self._maps[name]
             yield rows, self.get(rows["shard"], rows["offset"])
