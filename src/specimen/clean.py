@@ -429,30 +429,46 @@ def plot_class_counts(path: Path, index: pd.DataFrame, kept: pd.DataFrame) -> No
 
 
 def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed: pd.DataFrame) -> None:
-    """One PNG per reason: removed images, highest score first (copies beside their kept twin)."""
+    """One PNG per reason: removed images, highest score first (copies beside their kept twin).
+
+    The tiles are laid out as one image and drawn on one matplotlib Axes (an Axes per tile costs
+    seconds and megabytes each); captions are text on it."""
     shards = Shards(processed / "shards")
     where = index.set_index("id")
     for reason, rows in removed.groupby("reason"):
+        total = len(rows)
         rows = rows.sort_values(["score", "id"], ascending=[False, True]).head(GALLERY_MAX)
         pairs = reason in DUPLICATE_REASONS
         per_row = 4 if pairs else 8
-        cols = per_row * (2 if pairs else 1)
-        n_rows = -(-len(rows) // per_row)
-        plt, (fig, axes) = _figure(n_rows, cols, figsize=(1.6 * cols, 2.3 * n_rows + 0.4), squeeze=False)
-        for ax in axes.ravel():
-            ax.axis("off")
-        for i, r in enumerate(rows.itertuples()):
-            shown = [(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")]
-            if pairs:
-                shown.append((r.twin, f"kept: {r.twin}"))
-            for j, (image_id, title) in enumerate(shown):
-                ax = axes[i // per_row][(i % per_row) * len(shown) + j]
-                src = where.loc[image_id]
-                img = shards.get([src["shard"]], [src["offset"]])[0]
-                ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
-                ax.set_title(title, fontsize=6)
-        fig.suptitle(f"{reason}: {len(removed[removed.reason == reason])} removed"
-                     + (f" (top {GALLERY_MAX} by score)" if len(removed[removed.reason == reason]) > GALLERY_MAX else ""))
-        fig.tight_layout()
+        shown = [[(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")] + ([(r.twin, f"kept: {r.twin}\n")] if pairs else [])
+                 for r in rows.itertuples()]
+        tiles = [[_tile(shards, where.loc[image_id]) for image_id, _ in group] for group in shown]
+        th, tw = tiles[0][0].shape[:2]
+        cols, n_rows = per_row * len(shown[0]), -(-len(shown) // per_row)
+        gap, caption = 12, 26  # pixels between tiles, above each tile for its caption
+        sheet = np.full((n_rows * (th + caption + gap), cols * (tw + gap), 3), 255, np.uint8)
+        texts = []
+        for i, group in enumerate(tiles):
+            for j, tile in enumerate(group):
+                y = (i // per_row) * (th + caption + gap) + caption
+                x = ((i % per_row) * len(group) + j) * (tw + gap)
+                sheet[y:y + th, x:x + tw] = tile
+                texts.append((x, y - 2, shown[i][j][1]))
+        height, width = sheet.shape[:2]
+        plt, (fig, ax) = _figure(figsize=(width / 100, height / 100 + 0.4))
+        ax.imshow(sheet, interpolation="nearest")
+        for x, y, text in texts:
+            ax.text(x, y, text, fontsize=5.5, va="bottom", ha="left")
+        ax.axis("off")
+        ax.set_title(f"{reason}: {total} removed" + (f" (the {GALLERY_MAX} highest scores)" if total > GALLERY_MAX else ""))
         save_figure(fig, folder / f"{reason}.png")
         plt.close(fig)
+
+
+def _tile(shards: Shards, row: pd.Series, side: int = 144) -> np.ndarray:
+    """A processed image as an RGB tile, enlarged to about `side` pixels (nearest neighbour)."""
+    img = shards.get([row["shard"]], [row["offset"]])[0]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    scale = max(1, side // max(img.shape[:2]))
+    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
