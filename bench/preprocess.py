@@ -10,8 +10,9 @@ Throughput: N generated photo-like JPEGs (side x 3/4 side) to target x target, m
 Prints images/s and the ratios specimen/naive (goal >= 3 on 2 cores) and specimen/floor time
 (goal <= 1.5).
 
-Memory (--rss): peak RSS of the stage (main process and largest worker) at each dataset size;
-the ratio largest/smallest says whether memory grows with the number of images (goal <= 1.2).
+Memory (--rss): peak RSS of the stage (main process and largest worker, each its own VmHWM) at
+each dataset size; the ratio largest/smallest says whether memory grows with the number of images
+(goal <= 1.2).
 """
 from __future__ import annotations
 
@@ -111,15 +112,38 @@ def throughput(args) -> None:
 
 
 RSS_CHILD = """
-import json, resource, sys
+import json, os, sys, threading, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 from specimen.preprocess import preprocess
+
+def hwm(pid="self"):
+    # VmHWM, the process's own peak RSS; getrusage's ru_maxrss would start at the parent's (kept across fork and exec)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+workers, done = {}, threading.Event()
+def watch():  # the pool's workers exit with the stage: poll their high-water marks while they live
+    me = str(os.getpid())
+    while not done.is_set():
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = f.read().rsplit(")", 1)[1].split()[1]
+            except OSError:
+                continue
+            if ppid == me:
+                workers[pid] = max(workers.get(pid, 0.0), hwm(pid))
+        time.sleep(0.1)
+threading.Thread(target=watch, daemon=True).start()
 root = Path(sys.argv[1])
 preprocess(root / "manifest.csv", root, Path(sys.argv[2]),
            {"size": [int(sys.argv[3])] * 2, "resize": "pad", "color": "rgb", "max_pixels": None}, 1024)
-print(json.dumps({"main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+done.set()
+print(json.dumps({"main_mib": hwm(), "worker_mib": max(workers.values(), default=0.0)}))
 """
 
 
