@@ -46,6 +46,8 @@ def make_project(dest: Path, params_update=None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT).stdout
     for name in filter(None, listed.split("\0")):
+        if name == "dvc.lock":  # a local run's record, never committed here
+            continue
         if (ROOT / name).is_file():  # what a clone would hold (less files deleted but not yet committed)
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
