@@ -41,7 +41,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.files import atomic_dir, save_figure, write_csv, write_json
+from specimen.files import atomic_dir, atomic_file, save_figure, write_csv, write_json
 from specimen.shards import Shards
 
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
@@ -429,10 +429,13 @@ def plot_class_counts(path: Path, index: pd.DataFrame, kept: pd.DataFrame) -> No
 
 
 def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed: pd.DataFrame) -> None:
-    """One PNG per reason: removed images, highest score first (copies beside their kept twin).
+    """One PNG per reason: removed images, highest score first (copies beside their kept twin),
+    captioned with id, split and score. A contact sheet drawn with Pillow: matplotlib spent
+    hundreds of MiB resampling a sheet of 40 tiles."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    The tiles are laid out as one image and drawn on one matplotlib Axes (an Axes per tile costs
-    seconds and megabytes each); captions are text on it."""
+    font = ImageFont.load_default(size=11)
+    title_font = ImageFont.load_default(size=16)
     shards = Shards(processed / "shards")
     where = index.set_index("id")
     for reason, rows in removed.groupby("reason"):
@@ -440,29 +443,25 @@ def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed:
         rows = rows.sort_values(["score", "id"], ascending=[False, True]).head(GALLERY_MAX)
         pairs = reason in DUPLICATE_REASONS
         per_row = 4 if pairs else 8
-        shown = [[(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")] + ([(r.twin, f"kept: {r.twin}\n")] if pairs else [])
+        shown = [[(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")] + ([(r.twin, f"kept: {r.twin}")] if pairs else [])
                  for r in rows.itertuples()]
         tiles = [[_tile(shards, where.loc[image_id]) for image_id, _ in group] for group in shown]
         th, tw = tiles[0][0].shape[:2]
+        cell_w = max(tw, 190) + 10  # room for a caption as wide as an id
+        cell_h, caption, top = th + 40, 30, 34
         cols, n_rows = per_row * len(shown[0]), -(-len(shown) // per_row)
-        gap, caption = 12, 26  # pixels between tiles, above each tile for its caption
-        sheet = np.full((n_rows * (th + caption + gap), cols * (tw + gap), 3), 255, np.uint8)
-        texts = []
+        sheet = Image.new("RGB", (cols * cell_w + 10, top + n_rows * cell_h + 10), "white")
+        draw = ImageDraw.Draw(sheet)
+        more = f" (the {GALLERY_MAX} highest scores)" if total > GALLERY_MAX else ""
+        draw.text((10, 8), f"{reason}: {total} removed{more}", fill="black", font=title_font)
         for i, group in enumerate(tiles):
             for j, tile in enumerate(group):
-                y = (i // per_row) * (th + caption + gap) + caption
-                x = ((i % per_row) * len(group) + j) * (tw + gap)
-                sheet[y:y + th, x:x + tw] = tile
-                texts.append((x, y - 2, shown[i][j][1]))
-        height, width = sheet.shape[:2]
-        plt, (fig, ax) = _figure(figsize=(width / 100, height / 100 + 0.4))
-        ax.imshow(sheet, interpolation="nearest")
-        for x, y, text in texts:
-            ax.text(x, y, text, fontsize=5.5, va="bottom", ha="left")
-        ax.axis("off")
-        ax.set_title(f"{reason}: {total} removed" + (f" (the {GALLERY_MAX} highest scores)" if total > GALLERY_MAX else ""))
-        save_figure(fig, folder / f"{reason}.png")
-        plt.close(fig)
+                x = 10 + ((i % per_row) * len(group) + j) * cell_w
+                y = top + (i // per_row) * cell_h
+                draw.multiline_text((x, y), shown[i][j][1], fill="black", font=font, spacing=2)
+                sheet.paste(Image.fromarray(tile), (x, y + caption))
+        with atomic_file(folder / f"{reason}.png") as tmp:
+            sheet.save(tmp, format="PNG")
 
 
 def _tile(shards: Shards, row: pd.Series, side: int = 144) -> np.ndarray:
