@@ -467,6 +467,7 @@ def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed:
 def _tile(shards: Shards, row: pd.Series, side: int = 144) -> np.ndarray:
     """A processed image as an RGB tile, enlarged to about `side` pixels (nearest neighbour)."""
     img = shards.get([row["shard"]], [row["offset"]])[0]
+    shards.release()  # a map per shard touched at random would keep megabytes of each resident
     if img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
     scale = max(1, side // max(img.shape[:2]))

@@ -46,6 +46,10 @@ class Shards:
         """The images at these positions, in this order, as one array."""
         return np.stack([self._map(s)[o] for s, o in zip(shards, offsets)])
 
+    def release(self) -> None:
+        """Unmap every shard: the pages read so far stop counting in this process's RSS."""
+        self._maps.clear()
+
     def batches(self, index, batch_size: int):
         """Yield (rows of `index`, images) in index order, `batch_size` at a time. Shards a batch
         does not use are unmapped, so a pass over the data holds one shard's pages, not all."""
