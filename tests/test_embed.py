@@ -178,7 +178,7 @@ def test_bad_choices_are_one_line_before_tensorflow_loads(tmp_path, embed, words
 def test_every_backbone_name_is_a_keras_application():
     import keras
 
-    from specimen.embed import BACKBONES
+    from specimen.backbones import BACKBONES
 
     assert len(EXTRACTORS) == len(set(EXTRACTORS)) and {"vgg16", "convnext_tiny", "mobilenetv3small"} <= set(EXTRACTORS)
     for module, constructor in BACKBONES.values():

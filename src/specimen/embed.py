@@ -39,26 +39,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from specimen import SpecimenError
+from specimen.backbones import BACKBONES, check_size
 from specimen.files import write_npz
 from specimen.shards import Shards
 
-# keras.applications module: its constructors. The extractor name is the constructor's, lower-cased
-# (ConvNeXtTiny -> convnext_tiny).
-FAMILIES = {
-    "vgg16": "VGG16", "vgg19": "VGG19",
-    "resnet": "ResNet50 ResNet101 ResNet152", "resnet_v2": "ResNet50V2 ResNet101V2 ResNet152V2",
-    "xception": "Xception", "inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2",
-    "mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "mobilenet_v3": "MobileNetV3Small MobileNetV3Large",
-    "densenet": "DenseNet121 DenseNet169 DenseNet201",
-    "efficientnet": " ".join(f"EfficientNetB{i}" for i in range(8)),
-    "efficientnet_v2": "EfficientNetV2B0 EfficientNetV2B1 EfficientNetV2B2 EfficientNetV2B3 EfficientNetV2S "
-                       "EfficientNetV2M EfficientNetV2L",
-    "convnext": "ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge ConvNeXtXLarge",
-    "nasnet": "NASNetMobile NASNetLarge",
-}
-BACKBONES = {c.lower().replace("convnext", "convnext_"): (module, c)
-             for module, constructors in FAMILIES.items() for c in constructors.split()}
-MIN_SIZE = {"xception": 71, "inceptionv3": 75, "inceptionresnetv2": 75}  # others: 32
 EXTRACTORS = ("histogram", "clip", *BACKBONES)
 FETCH_TIMEOUT = 30  # seconds without an answer before a download gives up
 THREADS = 8  # TensorFlow intra-op threads, whatever the cores: the same bytes on any machine of a kind
@@ -114,9 +98,7 @@ def _backbone(name: str, weights: str, size: tuple[int, int]):
     module, constructor = BACKBONES[name]
     h, w = size
     too_small = f"{name} cannot take {h}x{w} images"
-    if min(size) < MIN_SIZE.get(name, 32):
-        least = MIN_SIZE.get(name, 32)
-        raise SpecimenError(f"{too_small}: set embed.input_size to at least [{least}, {least}]")
+    check_size(name, size, "embed.input_size")
     path = None if weights in ("imagenet", "none") else Path(weights)
     if path is not None and not path.is_file():
         raise SpecimenError(f"embed.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")

@@ -1,0 +1,50 @@
+"""keras.applications backbones by lower-case name, shared by embed (features) and train (models).
+
+A name is the constructor's, lower-cased (VGG16 -> vgg16, ConvNeXtTiny -> convnext_tiny); each
+comes with its module, whose ``preprocess_input`` turns 0..255 RGB pixels into what the network
+was trained on (caffe-style BGR means for VGG and ResNet, [-1, 1] for Xception or MobileNetV2,
+nothing for EfficientNet and ConvNeXt, which rescale inside).
+"""
+from __future__ import annotations
+
+from specimen import SpecimenError
+
+# keras.applications module: its constructors.
+FAMILIES = {
+    "vgg16": "VGG16", "vgg19": "VGG19",
+    "resnet": "ResNet50 ResNet101 ResNet152", "resnet_v2": "ResNet50V2 ResNet101V2 ResNet152V2",
+    "xception": "Xception", "inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2",
+    "mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "mobilenet_v3": "MobileNetV3Small MobileNetV3Large",
+    "densenet": "DenseNet121 DenseNet169 DenseNet201",
+    "efficientnet": " ".join(f"EfficientNetB{i}" for i in range(8)),
+    "efficientnet_v2": "EfficientNetV2B0 EfficientNetV2B1 EfficientNetV2B2 EfficientNetV2B3 EfficientNetV2S "
+                       "EfficientNetV2M EfficientNetV2L",
+    "convnext": "ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge ConvNeXtXLarge",
+    "nasnet": "NASNetMobile NASNetLarge",
+}
+BACKBONES = {c.lower().replace("convnext", "convnext_"): (module, c)
+             for module, constructors in FAMILIES.items() for c in constructors.split()}
+MIN_SIZE = {"xception": 71, "inceptionv3": 75, "inceptionresnetv2": 75}  # the others: 32
+
+
+def min_size(name: str) -> int:
+    return MIN_SIZE.get(name, 32)
+
+
+def check_size(name: str, size, setting: str) -> None:
+    """A one-line error when `size` [H, W] is below what the backbone takes."""
+    least = min_size(name)
+    if min(size) < least:
+        raise SpecimenError(f"{name} cannot take {size[0]}x{size[1]} images: set {setting} to at least [{least}, {least}]")
+
+
+def constructor(name: str):
+    import keras
+
+    return getattr(keras.applications, BACKBONES[name][1])
+
+
+def preprocess_input(name: str):
+    import keras
+
+    return getattr(keras.applications, BACKBONES[name][0]).preprocess_input
