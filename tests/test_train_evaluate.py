@@ -88,5 +88,5 @@ def test_oversampled_rows_reach_the_model_transformed(trained):
 def test_model_has_augmentation_layers_inside(trained):
     layers = augmentation({"flip": "horizontal", "rotation": 15, "translate": 0.1, "zoom": 0.2}, seed=0).layers
     assert [type(l).__name__ for l in layers] == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
-    model = build("small_cnn", (24, 24, 3), 3, {"flip": "none", "rotation": 0}, 0)
+    model = build("small_cnn", (24, 24, 3), 3, {"augment": {"flip": "none", "rotation": 0}}, 0)
     assert "augmentation" not in [l.name for l in model.layers]

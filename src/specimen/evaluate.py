@@ -14,6 +14,7 @@ import pandas as pd
 from specimen import SpecimenError
 from specimen.data import dataset, load_classes, split_rows
 from specimen.files import atomic_file, save_figure, write_csv, write_json
+from specimen.models import load as load_model
 
 
 def plot_confusion(y_true, y_pred, classes: list[str], path: Path) -> np.ndarray:
@@ -53,14 +54,13 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
     import matplotlib
 
     matplotlib.use("Agg")
-    import keras
     from sklearn.metrics import accuracy_score, classification_report, f1_score
 
     classes = load_classes(classes_path)
     rows = split_rows(index_path, "test")
     if rows.empty:
         raise SpecimenError(f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0")
-    model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    model = load_model(model_dir / "model.keras")
     probs = model.predict(dataset(rows, processed, classes, batch_size), verbose=0)
     y_true = rows.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
     y_pred = probs.argmax(axis=1)

@@ -1,14 +1,51 @@
-"""Model builders. ``small_cnn``: a small convolutional network trained from scratch.
+"""Model builders, by name (``train.models``):
 
-The model takes raw uint8 images exactly as preprocess stores them: rescaling, augmentation
-(active only in training) and per-image standardisation are layers inside it, so the saved
-model needs no preprocessing code to predict.
+- ``small_cnn``: a small convolutional network trained from scratch;
+- any keras.applications backbone by lower-case name (``vgg16``, ``resnet50v2``, ``xception``,
+  ``mobilenetv2``, ``efficientnetb0``..``b7``, ``efficientnetv2s``, ``convnext_tiny``, ...; see
+  specimen.backbones): ``include_top=False`` with ``train.weights`` (imagenet, none or a
+  .weights.h5 file), called with ``training=False`` (its batch norm statistics stay as trained),
+  its top ``train.unfrozen_layers`` layers trainable, the rest frozen (with ``weights: none``
+  all of it trains: random weights hold nothing to keep); then the head: global
+  average pooling, optional batch norm, dropout, and a softmax dense layer with L2.
+
+Every model takes raw uint8 images exactly as preprocess stores them: augmentation (active only
+in training) and the network's own input preprocessing are layers inside it, so the saved model
+needs no preprocessing code to predict.
 """
 from __future__ import annotations
 
-from specimen import SpecimenError
+from pathlib import Path
 
-MODELS = ("small_cnn",)
+from specimen import SpecimenError
+from specimen.backbones import BACKBONES, check_size
+
+MODELS = ("small_cnn", *BACKBONES)
+_PREPROCESS = None
+
+
+def _preprocess_layer():
+    """A layer that applies a backbone family's preprocess_input; saved by family name."""
+    global _PREPROCESS
+    if _PREPROCESS is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="specimen")
+        class BackbonePreprocess(keras.layers.Layer):
+            def __init__(self, backbone: str, **kwargs):
+                super().__init__(**kwargs)
+                self.backbone = backbone
+
+            def call(self, x):
+                from specimen.backbones import preprocess_input
+
+                return preprocess_input(self.backbone)(x)
+
+            def get_config(self):
+                return {**super().get_config(), "backbone": self.backbone}
+
+        _PREPROCESS = BackbonePreprocess
+    return _PREPROCESS
 
 
 def augmentation(augment: dict, seed: int):
@@ -50,7 +87,57 @@ def small_cnn(input_shape, n_classes: int, augment: dict, seed: int):
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
-def build(name: str, input_shape, n_classes: int, augment: dict, seed: int):
+def load(path):
+    """A saved specimen model (its custom layers registered first)."""
+    import keras
+
+    _preprocess_layer()
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):
+    """A keras.applications backbone under a new head (see the module docstring)."""
+    import keras
+    from keras import layers
+
+    from specimen.backbones import constructor
+
+    check_size(name, input_shape[:2], "image.size")
+    weights = params.get("weights", "imagenet")
+    path = None if weights in ("imagenet", "none") else weights
+    if path is not None and not Path(path).is_file():
+        raise SpecimenError(f"train.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
+    inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
+    x = layers.Rescaling(1.0)(inputs)  # uint8 -> float, 0..255
+    if input_shape[2] == 1:
+        x = layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    if (augment_layers := augmentation(params.get("augment", {}), seed)) is not None:
+        x = augment_layers(x)
+    x = _preprocess_layer()(name, name="preprocess_input")(x)
+    base = constructor(name)(include_top=False, weights="imagenet" if weights == "imagenet" else None,
+                             input_shape=(*input_shape[:2], 3))
+    if path is not None:
+        base.load_weights(path)
+    # random weights hold nothing to keep: the whole backbone trains
+    unfrozen = len(base.layers) if weights == "none" else params.get("unfrozen_layers", 0)
+    base.trainable = unfrozen > 0
+    for layer in base.layers[: len(base.layers) - unfrozen]:
+        layer.trainable = False
+    x = base(x, training=False)
+    head = params.get("head", {})
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if head.get("batch_norm", False):
+        x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Dropout(head.get("dropout", 0.2), seed=seed, name="head_dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="predictions",
+                           kernel_regularizer=keras.regularizers.L2(head.get("l2", 1e-4)))(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build(name: str, input_shape, n_classes: int, params: dict, seed: int):
+    """The model `name` for images of `input_shape` (H, W, C); params: train's section."""
     if name not in MODELS:
-        raise SpecimenError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    return {"small_cnn": small_cnn}[name](input_shape, n_classes, augment, seed)
+        raise SpecimenError(f"unknown model {name!r} in train.models: choose from {', '.join(MODELS)}")
+    if name == "small_cnn":
+        return small_cnn(input_shape, n_classes, params.get("augment", {}), seed)
+    return transfer(name, input_shape, n_classes, params, seed)

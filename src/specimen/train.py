@@ -45,7 +45,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
     meta = json.loads((Path(processed) / "meta.json").read_text())
     input_shape = (*meta["size"], meta["channels"])
 
-    model = build(model_name, input_shape, len(classes), params["augment"], seed)
+    model = build(model_name, input_shape, len(classes), params, seed)
     model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train_ds = dataset(train_rows, processed, classes, params["batch_size"], shuffle=True, seed=seed)

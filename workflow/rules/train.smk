@@ -8,7 +8,7 @@ rule train:
         classes="data/interim/classes.json",
         train="data/clean/train.csv",
         weights="data/clean/class_weights.json",
-        code=code("train", "models", "data"),
+        code=code("train", "models", "backbones", "data"),
     output:
         model="results/models/{model}/model.keras",
         history="results/models/{model}/history.csv",
@@ -38,7 +38,7 @@ rule evaluate:
         data="data/processed",
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
-        code=code("evaluate", "data"),
+        code=code("evaluate", "models", "backbones", "data"),
     output:
         metrics="results/reports/{model}/metrics.json",
         report_txt="results/reports/{model}/classification_report.txt",
