@@ -4,7 +4,7 @@
 - any keras.applications backbone by lower-case name (``vgg16``, ``resnet50v2``, ``xception``,
   ``mobilenetv2``, ``efficientnetb0``..``b7``, ``efficientnetv2s``, ``convnext_tiny``, ...; see
   specimen.backbones): ``include_top=False`` with ``train.weights`` (imagenet, none or a
-  .weights.h5 file), called with ``training=False`` (its batch norm statistics stay as trained),
+  .weights.h5 file), called with ``training=False`` when pretrained (batch norm keeps its statistics),
   its top ``train.unfrozen_layers`` layers trainable, the rest frozen (with ``weights: none``
   all of it trains: random weights hold nothing to keep); then the head: global
   average pooling, optional batch norm, dropout, and a softmax dense layer with L2.
@@ -120,10 +120,16 @@ def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):
         base.load_weights(path)
     # random weights hold nothing to keep: the whole backbone trains
     unfrozen = len(base.layers) if weights == "none" else params.get("unfrozen_layers", 0)
+    if weights == "none":  # keras.applications' batch norm averages over ~1000 steps (momentum 0.999):
+        for layer in base.layers:  # from scratch on a small dataset, inference would lag far behind
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
     base.trainable = unfrozen > 0
     for layer in base.layers[: len(base.layers) - unfrozen]:
         layer.trainable = False
-    x = base(x, training=False)
+    # pretrained: batch norm keeps the statistics it was trained with, even when layers unfreeze
+    # (the keras.io fine-tuning guide); from scratch it must learn them
+    x = base(x, training=False) if weights != "none" else base(x)
     head = params.get("head", {})
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if head.get("batch_norm", False):
