@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from specimen import embed as embed_module
+from specimen import backbones as backbones_module
 from specimen.cli import main
 from specimen.embed import EXTRACTORS
 from tests.conftest import ROOT, run
@@ -149,7 +149,7 @@ def test_weights_that_cannot_be_downloaded_are_one_line_saying_how_to_prefetch(t
 
 def test_a_proxy_that_never_answers_times_out_rather_than_hangs(tmp_path, capsys, offline, monkeypatch):
     folder, _ = processed(tmp_path, n=2)
-    monkeypatch.setattr(embed_module, "FETCH_TIMEOUT", 1)
+    monkeypatch.setattr(backbones_module, "FETCH_TIMEOUT", 1)
     with socket.socket() as silent:  # connections are queued by the kernel, never answered
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

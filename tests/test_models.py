@@ -80,3 +80,17 @@ def test_the_params_schema_accepts_exactly_these_model_names():
 
     schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/params.schema.yaml").read_text())
     assert schema["properties"]["train"]["properties"]["models"]["items"]["enum"] == list(MODELS)
+
+
+def test_imagenet_weights_that_cannot_be_fetched_are_a_one_line_error(tmp_path, monkeypatch):
+    import socket as sk
+
+    with sk.socket() as s:  # a port nobody listens on: the download is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    with pytest.raises(SpecimenError, match="cannot download VGG16 ImageNet weights.*set train.weights") as e:
+        build("vgg16", (32, 32, 3), 2, {**PARAMS, "weights": "imagenet"}, seed=0)
+    assert "\n" not in str(e.value)

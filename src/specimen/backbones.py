@@ -7,6 +7,10 @@ nothing for EfficientNet and ConvNeXt, which rescale inside).
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+
 from specimen import SpecimenError
 
 # keras.applications module: its constructors.
@@ -48,3 +52,33 @@ def preprocess_input(name: str):
     import keras
 
     return getattr(keras.applications, BACKBONES[name][0]).preprocess_input
+
+
+FETCH_TIMEOUT = 30  # seconds without an answer before a download gives up
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def imagenet_how(constructor_name: str, setting: str) -> str:
+    """How to pre-fetch a backbone's ImageNet weights onto a machine without internet."""
+    return (f"on a machine with internet run keras.applications.{constructor_name}(include_top=False, "
+            f"weights='imagenet'), then copy the file it saved in ~/.keras/models/ into "
+            f"{os.environ.get('KERAS_HOME', '~/.keras')}/models/ here, or set {setting} to a .weights.h5 file")
+
+
+@contextlib.contextmanager
+def fetching(what: str, how: str):
+    """Downloads inside fail within FETCH_TIMEOUT seconds, as one line saying how to pre-fetch."""
+    saved = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(FETCH_TIMEOUT)
+    try:
+        yield
+    except Exception as e:  # urllib/requests errors are OSErrors; keras.utils.get_file re-raises a bare Exception
+        network = isinstance(e, OSError) or "URL fetch failure" in str(e) or type(e).__module__.startswith("kagglehub")
+        if not network:
+            raise
+        raise SpecimenError(f"cannot download {what} ({first_line(e)}); to pre-fetch: {how}") from None
+    finally:
+        socket.setdefaulttimeout(saved)

@@ -20,7 +20,7 @@ to ``embed.input_size`` if given) through its own ``preprocess_input``. ``embed.
 
 Weights come from Keras' cache ($KERAS_HOME/models) or kagglehub's ($KAGGLEHUB_CACHE), downloaded
 there if missing; a download that fails (offline, a dead proxy: sockets time out after
-FETCH_TIMEOUT seconds) is one line saying how to pre-fetch them.
+backbones.FETCH_TIMEOUT seconds) is one line saying how to pre-fetch them.
 
 The same inputs and params (batch_size included: kernels differ with the batch) give the same bytes.
 TensorFlow's CPU kernels split work by thread count, so it is fixed ($TF_NUM_INTRAOP_THREADS,
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from pathlib import Path
 
 import cv2
@@ -39,12 +38,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.backbones import BACKBONES, check_size
+from specimen.backbones import BACKBONES, check_size, first_line, fetching, imagenet_how
 from specimen.files import write_npz
 from specimen.shards import Shards
 
 EXTRACTORS = ("histogram", "clip", *BACKBONES)
-FETCH_TIMEOUT = 30  # seconds without an answer before a download gives up
 THREADS = 8  # TensorFlow intra-op threads, whatever the cores: the same bytes on any machine of a kind
 
 
@@ -74,26 +72,6 @@ def _rgb_floats(images: np.ndarray, size=None) -> np.ndarray:
     return images.astype(np.float32)
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
-@contextlib.contextmanager
-def _fetching(what: str, how: str):
-    """Downloads inside fail within FETCH_TIMEOUT seconds, as one line saying how to pre-fetch."""
-    saved = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(FETCH_TIMEOUT)
-    try:
-        yield
-    except Exception as e:  # urllib/requests errors are OSErrors; keras.utils.get_file re-raises a bare Exception
-        network = isinstance(e, OSError) or "URL fetch failure" in str(e) or type(e).__module__.startswith("kagglehub")
-        if not network:
-            raise
-        raise SpecimenError(f"cannot download {what} ({_first_line(e)}); to pre-fetch: {how}") from None
-    finally:
-        socket.setdefaulttimeout(saved)
-
-
 def _backbone(name: str, weights: str, size: tuple[int, int]):
     module, constructor = BACKBONES[name]
     h, w = size
@@ -104,22 +82,20 @@ def _backbone(name: str, weights: str, size: tuple[int, int]):
         raise SpecimenError(f"embed.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
     import keras  # after the checks above, which need no TensorFlow
 
-    how = (f"on a machine with internet run keras.applications.{constructor}(include_top=False, weights='imagenet'), "
-           f"then copy the file it saved in ~/.keras/models/ into {os.environ.get('KERAS_HOME', '~/.keras')}/models/ "
-           "here, or set embed.weights to a .weights.h5 file")
+    how = imagenet_how(constructor, "embed.weights")
     keras.utils.set_random_seed(0)  # weights: none is random, the same each time
-    with _fetching(f"{constructor} ImageNet weights", how):
+    with fetching(f"{constructor} ImageNet weights", how):
         try:
             model = getattr(keras.applications, constructor)(
                 include_top=False, pooling="avg", input_shape=(h, w, 3), weights="imagenet" if weights == "imagenet" else None)
         except ValueError as e:  # keras.applications checks the input shape before fetching weights
-            raise SpecimenError(f"{too_small} ({_first_line(e)}): set embed.input_size") from None
+            raise SpecimenError(f"{too_small} ({first_line(e)}): set embed.input_size") from None
     if path is not None:
         try:
             model.load_weights(path)
         except (ValueError, OSError, KeyError, TypeError) as e:
             raise SpecimenError(f"embed.weights: {weights}: not {constructor} weights for "
-                                f"{h}x{w} inputs ({_first_line(e)})") from None
+                                f"{h}x{w} inputs ({first_line(e)})") from None
     preprocess = getattr(keras.applications, module).preprocess_input
 
     def features(rows, images):
@@ -140,13 +116,13 @@ def _clip(preset: str):
     how = (f"on a machine with internet run keras_hub.models.CLIPBackbone.from_preset({preset!r}), then copy its "
            f"kagglehub cache (~/.cache/kagglehub) to {os.environ.get('KAGGLEHUB_CACHE', '~/.cache/kagglehub')} "
            f"here; or download the preset folder (kagglehub.model_download({handle!r})) and set embed.clip_preset to it")
-    with contextlib.nullcontext() if local else _fetching(f"CLIP preset {preset}", how):
+    with contextlib.nullcontext() if local else fetching(f"CLIP preset {preset}", how):
         try:
             backbone, converter = backbone_cls.from_preset(preset), converter_cls.from_preset(preset)
         except (ValueError, TypeError, KeyError, FileNotFoundError) as e:
             if not local and isinstance(e, FileNotFoundError):
                 raise
-            raise SpecimenError(f"embed.clip_preset: {preset}: not a CLIP preset ({_first_line(e)})") from None
+            raise SpecimenError(f"embed.clip_preset: {preset}: not a CLIP preset ({first_line(e)})") from None
 
     def features(rows, images):
         return keras.ops.convert_to_numpy(backbone.get_vision_embeddings(converter(_rgb_floats(images))))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specimen import SpecimenError
-from specimen.backbones import BACKBONES, check_size
+from specimen.backbones import BACKBONES, check_size, fetching, imagenet_how
 
 MODELS = ("small_cnn", *BACKBONES)
 _PREPROCESS = None
@@ -114,8 +114,9 @@ def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):
     if (augment_layers := augmentation(params.get("augment", {}), seed)) is not None:
         x = augment_layers(x)
     x = _preprocess_layer()(name, name="preprocess_input")(x)
-    base = constructor(name)(include_top=False, weights="imagenet" if weights == "imagenet" else None,
-                             input_shape=(*input_shape[:2], 3))
+    with fetching(f"{BACKBONES[name][1]} ImageNet weights", imagenet_how(BACKBONES[name][1], "train.weights")):
+        base = constructor(name)(include_top=False, weights="imagenet" if weights == "imagenet" else None,
+                                 input_shape=(*input_shape[:2], 3))
     if path is not None:
         base.load_weights(path)
     # random weights hold nothing to keep: the whole backbone trains
