@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from specimen.demo import make_demo, score_cleaning
+from tests.conftest import set_dotted
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
@@ -24,13 +25,7 @@ STAGES = [
 
 
 def write_params(path: Path, changes: dict) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        *keys, last = dotted.split(".")
-        node = params
-        for key in keys:
-            node = node[key]
-        node[last] = value
+    params = set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), changes)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 

@@ -39,6 +39,17 @@ def run(cmd, cwd, check=True, **kw):
     return proc
 
 
+def set_dotted(params: dict, changes: dict) -> dict:
+    """Set {"train.epochs": 5, ...} in a nested params dict, in place; return it."""
+    for dotted, value in changes.items():
+        *path, key = dotted.split(".")
+        node = params
+        for p in path:
+            node = node[p]
+        node[key] = value
+    return params
+
+
 def make_project(dest: Path, params_update=None) -> Path:
     """A copy of the project (a git + DVC repo), with optional changes to params.yaml."""
     import yaml
@@ -52,13 +63,7 @@ def make_project(dest: Path, params_update=None) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     if params_update:
-        params = yaml.safe_load((dest / "params.yaml").read_text())
-        for dotted, value in params_update.items():
-            *path, key = dotted.split(".")
-            node = params
-            for p in path:
-                node = node[p]
-            node[key] = value
+        params = set_dotted(yaml.safe_load((dest / "params.yaml").read_text()), params_update)
         (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)

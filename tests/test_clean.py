@@ -17,6 +17,7 @@ from specimen.extract import extract
 from specimen.ingest import ingest
 from specimen.preprocess import preprocess
 
+from .conftest import set_dotted
 from .test_stages import raw_from_folder, save
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +26,7 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 def clean_params(**changes):
     """params.yaml's clean section with dotted changes, e.g. {"outliers.method": "lof"}."""
-    params = json.loads(json.dumps(PARAMS["clean"]))
-    for dotted, value in changes.items():
-        *keys, last = dotted.split(".")
-        node = params
-        for key in keys:
-            node = node[key]
-        node[last] = value
-    return params
+    return set_dotted(json.loads(json.dumps(PARAMS["clean"])), changes)
 
 
 def page(rng, size=(40, 48), ink=(40, 40, 50), paper=None) -> np.ndarray:
