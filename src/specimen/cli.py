@@ -152,6 +152,26 @@ def _evaluate(p, args=None):
     return f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} on {m['test_images']} test images"
 
 
+@stage("baselines", "scikit-learn baselines (logistic regression, MLP, linear SVM, random forest) on pixels and features: results/baselines/")
+def _baselines(p, args=None):
+    if args is None:
+        _data_args(p)
+        p.add_argument("--features", type=Path, required=True, help="embed's vectors, e.g. data/features/histogram.npz")
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/baselines")
+        return
+    from specimen.baselines import baselines
+    s = baselines(args.data, args.index, args.classes, args.features, args.out, p["baselines"], p["seed"])
+    table = s["summary"]
+    if table.empty:
+        return f"no baselines (baselines.models is empty): empty {args.out / 'summary.csv'}"
+    best = table.loc[table.accuracy.idxmax()]
+    used = (f"{s['train_images']} train images (a stratified subsample of {s['train_images_available']})"
+            if s["train_images"] < s["train_images_available"] else f"{s['train_images']} train images")
+    unconverged = f"; not converged: {', '.join(s['not_converged'])}" if s["not_converged"] else ""
+    return (f"{len(table)} baselines on {used}, {s['test_images']} test images; best {best.model} on {best['input']}: "
+            f"accuracy {best.accuracy:.4f}{unconverged} (see {args.out / 'summary.csv'})")
+
+
 @stage("report", "compare the models (results/report/) and write the run's summary, results/all, last")
 def _report(p, args=None):
     if args is None:

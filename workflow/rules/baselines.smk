@@ -1,0 +1,31 @@
+# Baselines: scikit-learn models on pixels and features, against which the CNNs are compared.
+
+
+rule baselines:
+    input:
+        data="data/processed",
+        index="data/clean/index.csv",
+        classes="data/interim/classes.json",
+        features=FEATURES,
+        code=code("baselines", "data", "shards"),
+    output:
+        summary="results/baselines/summary.csv",
+        plot="results/baselines/summary.png",
+        # one folder per input x model (reports, metrics.json, fit.json): a single output, as in dvc.yaml
+        runs=directory("results/baselines/runs"),
+    params:
+        baselines=config["baselines"],
+        seed=config["seed"],
+        extractor=config["embed"]["extractor"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/baselines.log",
+    benchmark:
+        "logs/benchmarks/baselines.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "specimen baselines --data {input.data} --index {input.index} --classes {input.classes}"
+        " --features {input.features} --out results/baselines > {log} 2>&1"
