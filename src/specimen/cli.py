@@ -182,9 +182,11 @@ def _report(p, args=None):
         p.add_argument("--raw", type=Path, required=True, help="e.g. data/raw")
         p.add_argument("--out", type=Path, required=True, help="e.g. results/report")
         p.add_argument("--summary", type=Path, required=True, help="e.g. results/all")
+        p.add_argument("--baselines", type=Path, help="the baselines' summary.csv, e.g. results/baselines/summary.csv")
         return
     from specimen.report import report
-    s = report(p["train"]["models"], args.reports, args.models, args.data, args.clean, args.raw, args.out, args.summary)
+    s = report(p["train"]["models"], args.reports, args.models, args.data, args.clean, args.raw, args.out, args.summary,
+               baselines=args.baselines)
     best = s["models"][s["best_model"]]
     return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary}"
 

@@ -1,6 +1,8 @@
 """report: compare the run's models and write the run's summary, ``results/all``, last.
 
-``results/report/``: ``comparison.csv`` (one row per model) and ``comparison.png``.
+``results/report/``: ``comparison.csv``, one row per trained model and per scikit-learn baseline
+(accuracy, macro and weighted F1, parameters, train time, training images/s), best first, and
+``comparison.png``: the scores side by side, and accuracy against train time.
 ``results/all``: JSON with the headline metrics, the data accounting (images in, rejected,
 removed by cleaning, kept per split) and where every artefact is.
 """
@@ -14,43 +16,76 @@ import pandas as pd
 from specimen.files import save_figure, write_csv, write_json
 
 
+COLUMNS = ["name", "kind", "model", "input", "accuracy", "macro_f1", "weighted_f1", "parameters", "epochs",
+           "train_seconds", "images_per_second"]
+
+
 def plot_comparison(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = ["accuracy", "macro_f1", "weighted_f1"]
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(table) + 2), 4))
-    table.set_index("model")[metrics].plot.bar(ax=ax, rot=0, ylim=(0, 1))
-    ax.set_title("Test-split scores per model")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right")
+    table = table.iloc[::-1]  # best at the top
+    fig, (scores, speed) = plt.subplots(1, 2, figsize=(13, max(3.5, 0.42 * len(table) + 1.5)),
+                                        gridspec_kw={"width_ratios": [3, 2]})
+    table.set_index("name")[["accuracy", "macro_f1"]].plot.barh(ax=scores, xlim=(0, 1), width=0.8,
+                                                                color=["#4c72b0", "#dd8452"])
+    scores.set_title("Test split: trained models and baselines")
+    scores.set_ylabel("")
+    scores.grid(axis="x", alpha=0.3)
+    scores.legend(["accuracy", "macro F1"], loc="lower right")
+    for kind, marker in (("keras", "o"), ("baseline", "s")):
+        part = table[table.kind == kind]
+        speed.scatter(part.train_seconds, part.accuracy, marker=marker, s=60, label=kind)
+        for _, row in part.iterrows():
+            speed.annotate(row["name"], (row.train_seconds, row.accuracy), fontsize=7,
+                           xytext=(4, 2), textcoords="offset points")
+    speed.set_xscale("log")
+    speed.set_xlabel("train time (s, log scale)")
+    speed.set_ylabel("accuracy")
+    speed.set_ylim(0, 1.05)
+    speed.grid(alpha=0.3)
+    speed.legend(loc="lower right")
+    speed.set_title("Accuracy against train time")
     save_figure(fig, path)
     plt.close(fig)
 
 
-def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, clean_dir: Path,
-           raw: Path, out_dir: Path, summary_path: Path) -> dict:
+def comparison(models: list[str], reports: Path, model_dirs: Path, baselines: Path | None) -> pd.DataFrame:
+    """One row per trained model (its metrics.json and meta.json) and per baseline (summary.csv)."""
     rows = []
     for name in models:
         metrics = json.loads((reports / name / "metrics.json").read_text())
         meta = json.loads((model_dirs / name / "meta.json").read_text())
-        rows.append({"model": name, **metrics, "parameters": meta["parameters"],
-                     "epochs": meta["epochs_run"], "train_seconds": meta["train_seconds"]})
-    table = pd.DataFrame(rows).sort_values("accuracy", ascending=False)
+        rows.append({"name": name, "kind": "keras", "model": name, "input": "images", **metrics,
+                     "parameters": meta["parameters"], "epochs": meta["epochs_run"],
+                     "train_seconds": meta["train_seconds"], "images_per_second": meta.get("images_per_second")})
+    if baselines is not None:
+        for row in pd.read_csv(baselines, keep_default_na=False).to_dict("records"):
+            rows.append({**row, "name": f"{row['model']} ({row['input'].split(':')[0]})", "kind": "baseline",
+                         "epochs": None})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, clean_dir: Path,
+           raw: Path, out_dir: Path, summary_path: Path, baselines: Path | None = None) -> dict:
+    table = comparison(models, reports, model_dirs, baselines)
     write_csv(out_dir / "comparison.csv", table)
     plot_comparison(table, out_dir / "comparison.png")
+    trained = table[table.kind == "keras"]
+    scores = ("accuracy", "macro_f1", "weighted_f1")
 
     index = pd.read_csv(processed / "index.csv", keep_default_na=False)
     rejects = pd.read_csv(processed / "rejects.csv", keep_default_na=False)
     removed = pd.read_csv(clean_dir / "removed.csv", keep_default_na=False)
     kept = pd.read_csv(clean_dir / "index.csv", keep_default_na=False)
-    best = table.iloc[0]
     summary = {
         "dataset": json.loads((raw / "source.json").read_text()),
-        "best_model": best.model,
-        "models": {r["model"]: {k: r[k] for k in ("accuracy", "macro_f1", "weighted_f1")} for r in rows},
+        "best_model": trained.iloc[0].model,
+        "models": {r["model"]: {k: r[k] for k in scores} for r in trained.to_dict("records")},
+        "baselines": {r["name"]: {k: r[k] for k in scores} for r in table[table.kind == "baseline"].to_dict("records")},
         "images": {
             "source_files": len(index) + len(rejects),
             "rejected": rejects.reason.str.split(":").str[0].value_counts().to_dict(),
@@ -61,6 +96,7 @@ def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, 
             "manifest": "data/interim/manifest.csv", "processed": str(processed), "clean": str(clean_dir),
             "models": {m: str(model_dirs / m / "model.keras") for m in models},
             "reports": {m: str(reports / m) for m in models},
+            "baselines": str(baselines) if baselines is not None else None,
             "comparison": str(out_dir / "comparison.csv"),
         },
     }
