@@ -16,25 +16,33 @@ from tests.test_clean import clean_params
 from tests.test_stages import SPLIT, prepared
 
 TRAIN = {"epochs": 4, "batch_size": 8, "learning_rate": 0.003, "patience": 10, "deterministic": True,
-         "augment": {"flip": "none", "rotation": 5}}
+         "mixed_precision": "off", "augment": {"flip": "none", "rotation": 5, "contrast": 0.1}}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tiny")
+def tiny_data(tmp, side=24):
+    """Two classes (discs and squares), side x side, processed, cleaned and balanced under `tmp`."""
     manifest, extracted = prepared(tmp, per_class=20)
     processed = tmp / "processed"
-    preprocess(manifest, extracted, processed, {"size": [24, 24], "resize": "pad", "color": "rgb"}, 16)
+    preprocess(manifest, extracted, processed, {"size": [side, side], "resize": "pad", "color": "rgb"}, 16)
     embed(processed, tmp / "features.npz", "histogram")
     # the shapes differ only by noise: near-copy detection would take them for copies of one another
     clean(processed, tmp / "features.npz", tmp / "clean",
           clean_params(**{"outliers.method": "none", "duplicates.phash_bits": None}), 0)
     balance(tmp / "clean/index.csv", tmp / "clean",
-            {"class_weight": "balanced", "oversample": {"target": 14, "transforms": ["flip_h", "flip_v"]}}, [24, 24])
-    history = train("small_cnn", processed, tmp / "clean/index.csv", tmp / "clean/class_weights.json",
-                    tmp / "interim/classes.json", tmp / "models/small_cnn", TRAIN, seed=3,
-                    train_path=tmp / "clean/train.csv")
-    return tmp, history
+            {"class_weight": "balanced", "oversample": {"target": 14, "transforms": ["flip_h", "flip_v"]}}, [side, side])
+    return tmp
+
+
+def train_tiny(tmp, model="small_cnn", params=TRAIN, seed=3, **kw):
+    return train(model, tmp / "processed", tmp / "clean/index.csv", tmp / "clean/class_weights.json",
+                 tmp / "interim/classes.json", tmp / f"models/{model}", params, seed=seed,
+                 train_path=tmp / "clean/train.csv", **kw)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tiny_data(tmp_path_factory.mktemp("tiny"))
+    return tmp, train_tiny(tmp)
 
 
 def test_train_writes_a_loadable_model_history_and_meta(trained):
@@ -42,10 +50,11 @@ def test_train_writes_a_loadable_model_history_and_meta(trained):
 
     tmp, history = trained
     out = tmp / "models/small_cnn"
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "meta.json", "model.keras"]
+    assert sorted(p.name for p in out.iterdir()) == ["dvclive", "history.csv", "meta.json", "model.keras", "tensorboard"]
+    assert not (tmp / "models/small_cnn.work").exists()  # the resumable state goes once the model is written
     frame = pd.read_csv(out / "history.csv")
-    assert frame.epoch.tolist() == [1, 2, 3, 4]
-    assert {"accuracy", "loss", "val_accuracy", "val_loss"} <= set(frame.columns)
+    assert frame.epoch.tolist() == [1, 2, 3, 4] and set(frame.phase) == {"train"}
+    assert {"accuracy", "loss", "val_accuracy", "val_loss", "learning_rate", "seconds"} <= set(frame.columns)
     assert frame.loss.iloc[-1] < frame.loss.iloc[0]  # it learns
     meta = json.loads((out / "meta.json").read_text())
     assert meta["classes"] == ["disc", "square"] and meta["input_shape"] == [24, 24, 3]

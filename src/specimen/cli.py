@@ -125,7 +125,7 @@ def _data_args(p):
     p.add_argument("--classes", type=Path, required=True, help="e.g. data/interim/classes.json")
 
 
-@stage("train", "train one model: results/models/<model>/model.keras, history.csv, meta.json")
+@stage("train", "train one model (head, then fine-tuning; resumes after a kill): results/models/<model>/")
 def _train(p, args=None):
     if args is None:
         p.add_argument("model", help="a name from train.models, e.g. small_cnn")
@@ -133,11 +133,14 @@ def _train(p, args=None):
         p.add_argument("--train", type=Path, required=True, help="balance's training index, e.g. data/clean/train.csv")
         p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
         p.add_argument("--out", type=Path, required=True, help="e.g. results/models/small_cnn")
+        p.add_argument("--work", type=Path, help="resumable state while training: backups, live TensorBoard and "
+                       "DVCLive logs (default: logs/train/<model>; `tensorboard --logdir logs/train` to watch)")
         return
     from specimen.train import train
     h = train(args.model, args.data, args.index, args.weights, args.classes, args.out, p["train"], p["seed"],
-              train_path=args.train)
-    return f"{len(h)} epochs; last val_accuracy {h['val_accuracy'].iloc[-1]:.4f}" if "val_accuracy" in h else f"{len(h)} epochs"
+              train_path=args.train, work=args.work or Path("logs/train") / args.model)
+    best = f"; best val_accuracy {h['val_accuracy'].max():.4f}" if "val_accuracy" in h else ""
+    return f"{len(h)} epochs ({', '.join(f'{n} {k}' for k, n in h.phase.value_counts(sort=False).items())}){best}"
 
 
 @stage("evaluate", "score one model on the test split: results/reports/<model>/")

@@ -4,10 +4,11 @@
 - any keras.applications backbone by lower-case name (``vgg16``, ``resnet50v2``, ``xception``,
   ``mobilenetv2``, ``efficientnetb0``..``b7``, ``efficientnetv2s``, ``convnext_tiny``, ...; see
   specimen.backbones): ``include_top=False`` with ``train.weights`` (imagenet, none or a
-  .weights.h5 file), called with ``training=False`` when pretrained (batch norm keeps its statistics),
-  its top ``train.unfrozen_layers`` layers trainable, the rest frozen (with ``weights: none``
-  all of it trains: random weights hold nothing to keep); then the head: global
-  average pooling, optional batch norm, dropout, and a softmax dense layer with L2.
+  .weights.h5 file). Pretrained, it is built frozen and called with ``training=False`` (batch norm
+  keeps its statistics, also once `unfreeze` opens its top layers for fine-tuning); with
+  ``weights: none`` all of it trains from the start (random weights hold nothing to keep). Then
+  the head: global average pooling, optional batch norm, an optional dense ReLU layer
+  (``head.units``), dropout, and a softmax dense layer with L2.
 
 Every model takes raw uint8 images exactly as preprocess stores them: augmentation (active only
 in training) and the network's own input preprocessing are layers inside it, so the saved model
@@ -48,8 +49,9 @@ def _preprocess_layer():
     return _PREPROCESS
 
 
-def augmentation(augment: dict, seed: int):
-    """Random flip / rotation (degrees) / translation / zoom (fractions), from train.augment."""
+def augmentation(augment: dict, seed: int, value_range=(0, 255)):
+    """Random flip / rotation (degrees) / translation / zoom / contrast (fractions), from
+    train.augment, for images whose values lie in `value_range`."""
     import keras
 
     layers = []
@@ -62,6 +64,8 @@ def augmentation(augment: dict, seed: int):
         layers.append(keras.layers.RandomTranslation(t, t, fill_mode="constant", seed=seed))
     if augment.get("zoom", 0):
         layers.append(keras.layers.RandomZoom(augment["zoom"], fill_mode="constant", seed=seed))
+    if augment.get("contrast", 0):
+        layers.append(keras.layers.RandomContrast(augment["contrast"], value_range=value_range, seed=seed))
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
@@ -71,7 +75,7 @@ def small_cnn(input_shape, n_classes: int, augment: dict, seed: int):
 
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
     x = layers.Rescaling(1 / 255.0)(inputs)
-    if (augment_layers := augmentation(augment, seed)) is not None:
+    if (augment_layers := augmentation(augment, seed, value_range=(0, 1))) is not None:
         x = augment_layers(x)
     # Per-image standardisation: paper tint, ink colour and exposure stop mattering.
     x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardise")(x)
@@ -119,26 +123,54 @@ def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):
                                  input_shape=(*input_shape[:2], 3))
     if path is not None:
         base.load_weights(path)
-    # random weights hold nothing to keep: the whole backbone trains
-    unfrozen = len(base.layers) if weights == "none" else params.get("unfrozen_layers", 0)
-    if weights == "none":  # keras.applications' batch norm averages over ~1000 steps (momentum 0.999):
-        for layer in base.layers:  # from scratch on a small dataset, inference would lag far behind
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = 0.9
-    base.trainable = unfrozen > 0
-    for layer in base.layers[: len(base.layers) - unfrozen]:
-        layer.trainable = False
-    # pretrained: batch norm keeps the statistics it was trained with, even when layers unfreeze
-    # (the keras.io fine-tuning guide); from scratch it must learn them
-    x = base(x, training=False) if weights != "none" else base(x)
+    if weights == "none":  # random weights hold nothing to keep: the whole backbone trains.
+        for layer in base.layers:  # keras.applications' batch norm averages over ~1000 steps
+            if isinstance(layer, layers.BatchNormalization):  # (0.999): from scratch on a small
+                layer.momentum = 0.9  # dataset, inference would lag far behind
+        x = base(x)
+    else:  # pretrained: frozen until `unfreeze`; batch norm keeps the statistics it was trained
+        base.trainable = False  # with, even when layers unfreeze (the keras.io fine-tuning guide)
+        x = base(x, training=False)
     head = params.get("head", {})
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if head.get("batch_norm", False):
         x = layers.BatchNormalization(name="head_bn")(x)
+    if head.get("units", 0):
+        x = layers.Dense(head["units"], activation="relu", name="head_dense")(x)
     x = layers.Dropout(head.get("dropout", 0.2), seed=seed, name="head_dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="predictions",
                            kernel_regularizer=keras.regularizers.L2(head.get("l2", 1e-4)))(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def backbone(model):
+    """The keras.applications base inside a transfer model (the one nested model that is not the
+    augmentation block)."""
+    import keras
+
+    bases = [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != "augmentation"]
+    if len(bases) != 1:
+        raise SpecimenError(f"model {model.name!r} has no keras.applications backbone to fine-tune")
+    return bases[0]
+
+
+def unfreeze(model, layers: int | str) -> int:
+    """Make the backbone's top `layers` layers (``all``: every one) trainable for fine-tuning;
+    batch norm layers stay frozen, as the keras.io guide does. Returns the trainable weights count."""
+    import keras
+
+    base = backbone(model)
+    n = len(base.layers) if layers == "all" else min(int(layers), len(base.layers))
+    base.trainable = n > 0
+    for i, layer in enumerate(base.layers):
+        top = i >= len(base.layers) - n
+        layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
+    return len(model.trainable_weights)
+
+
+def pretrained(name: str, params: dict) -> bool:
+    """Whether `name` starts from learned weights, so a frozen-base phase comes first."""
+    return name != "small_cnn" and params.get("weights", "imagenet") != "none"
 
 
 def build(name: str, input_shape, n_classes: int, params: dict, seed: int):

@@ -1,4 +1,6 @@
 # Models: train and evaluate, one job per model in train.models.
+# A killed training job resumes at its last finished epoch from logs/train/<model>/ (not an
+# output: Snakemake and DVC clear outputs before a job, and the backups must survive that).
 
 
 rule train:
@@ -13,6 +15,8 @@ rule train:
         model="results/models/{model}/model.keras",
         history="results/models/{model}/history.csv",
         meta="results/models/{model}/meta.json",
+        tensorboard=directory("results/models/{model}/tensorboard"),
+        dvclive=directory("results/models/{model}/dvclive"),
     params:
         train=config["train"],
         seed=config["seed"],
@@ -20,6 +24,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=config["train"]["gpus"],  # the SLURM profile asks for them; locally: --resources gpu=N
     log:
         "logs/train/{model}.log",
     benchmark:

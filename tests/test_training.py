@@ -1,0 +1,178 @@
+"""Training as users rely on it: two phases with the switch proven, a SIGKILLed run resuming at
+the epoch after its last finished one, the same metrics from two runs, mixed precision's dtypes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from specimen.train import plan
+from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PRETRAINED = {**TRAIN, "epochs": 2, "learning_rate": 0.003, "head": {"dropout": 0.2, "l2": 1e-4},
+              "fine_tune": {"epochs": 2, "learning_rate": 1e-5, "unfrozen_layers": 12},
+              "reduce_lr": {"factor": 0.5, "patience": 3, "min_lr": 0}}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """32x32 discs and squares, and a "pretrained" MobileNetV2: random weights saved to a file,
+    which train.weights loads the way it loads real ones."""
+    import keras
+
+    tmp = tiny_data(tmp_path_factory.mktemp("training"), side=32)
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
+        tmp / "backbone.weights.h5")
+    keras.backend.clear_session()
+    return tmp
+
+
+def test_the_phase_plan_follows_the_weights():
+    assert [p.name for p in plan("small_cnn", PRETRAINED)] == ["train"]
+    assert [p.name for p in plan("vgg16", {**PRETRAINED, "weights": "none"})] == ["train"]  # nothing to keep
+    assert [(p.name, p.learning_rate) for p in plan("vgg16", PRETRAINED)] == [("head", 0.003), ("fine_tune", 1e-5)]
+    skip = {**PRETRAINED, "fine_tune": {**PRETRAINED["fine_tune"], "epochs": 0}}
+    assert [p.name for p in plan("vgg16", skip)] == ["head"]
+
+
+def test_unfreezing_opens_the_top_layers_but_not_batch_norm(tiny):
+    import keras
+
+    from specimen.models import backbone, build, unfreeze
+
+    model = build("mobilenetv2", (32, 32, 3), 2, {**PRETRAINED, "weights": str(tiny / "backbone.weights.h5")}, 0)
+    assert len(model.trainable_weights) == 2  # the softmax layer's kernel and bias
+    after = unfreeze(model, 12)
+    base = backbone(model)
+    assert after == len(model.trainable_weights) > 2
+    assert not any(layer.trainable for layer in base.layers[:-12])
+    top = base.layers[-12:]
+    assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization) for layer in top)
+    assert unfreeze(model, "all") > after
+    keras.backend.clear_session()
+
+
+def test_two_phases_train_the_head_then_fine_tune_at_a_low_rate(tiny):
+    params = {**PRETRAINED, "weights": str(tiny / "backbone.weights.h5")}
+    history = train_tiny(tiny, "mobilenetv2", params, work=tiny / "work-phases")
+    assert history.phase.tolist() == ["head", "head", "fine_tune", "fine_tune"]
+    assert history.epoch.tolist() == [1, 2, 3, 4]
+    np.testing.assert_allclose(history.learning_rate, [0.003, 0.003, 1e-5, 1e-5], rtol=1e-5)  # recompiled
+    meta = json.loads((tiny / "models/mobilenetv2/meta.json").read_text())
+    head, fine = meta["phases"]
+    assert (head["name"], head["first_epoch"], head["last_epoch"], head["trainable_weights"]) == ("head", 1, 2, 2)
+    assert (fine["name"], fine["first_epoch"], fine["last_epoch"]) == ("fine_tune", 3, 4)
+    assert fine["trainable_weights"] > head["trainable_weights"]  # the switch: the top layers joined in
+    saved = pd.read_csv(tiny / "models/mobilenetv2/history.csv")
+    assert saved.phase.tolist() == history.phase.tolist()
+    assert meta["images_per_second"] > 0 and meta["train_seconds"] == pytest.approx(history.seconds.sum(), abs=0.01)
+
+
+def test_two_runs_with_one_seed_give_identical_histories_and_metrics(tiny):
+    from specimen.evaluate import evaluate
+
+    results = []
+    for run in ("a", "b"):
+        history = train_tiny(tiny, params={**TRAIN, "epochs": 3}, work=tiny / f"work-{run}")
+        metrics = evaluate(tiny / "models/small_cnn", tiny / "processed", tiny / "clean/index.csv",
+                           tiny / "interim/classes.json", tiny / f"reports-{run}", batch_size=16)
+        results.append((history.drop(columns="seconds"), metrics))
+    pd.testing.assert_frame_equal(results[0][0], results[1][0], check_exact=True)
+    assert results[0][1] == results[1][1]
+    a, b = (tiny / f"reports-{run}/predictions.csv" for run in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_dvclive_logs_every_epoch_without_touching_the_projects_dvc_yaml(tiny):
+    train_tiny(tiny, params={**TRAIN, "epochs": 3}, work=tiny / "work-live")
+    live = tiny / "models/small_cnn/dvclive"
+    assert json.loads((live / "metrics.json").read_text())["step"] == 2
+    rows = pd.read_csv(live / "plots/metrics/eval/accuracy.tsv", sep="\t")  # DVCLive names val_accuracy so
+    assert rows.step.tolist() == [0, 1, 2]
+    assert not (live / "dvc.yaml").exists() and not (tiny / "dvc.yaml").exists()
+    assert list((tiny / "models/small_cnn/tensorboard").rglob("events.out.tfevents.*"))
+
+
+def _project_params(tmp: Path, train: dict) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"] = {**params["train"], **train}
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _kill_when(proc, path: Path, timeout=240):
+    """SIGKILL `proc` as soon as `path` exists (a finished epoch's backup); the process must not end first."""
+    end = time.monotonic() + timeout
+    while not path.is_file():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < end, "no epoch finished in time"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("model, epochs, fine_tune, killed_in", [
+    ("small_cnn", 30, 0, "train"),
+    ("mobilenetv2", 2, 12, "fine_tune"),
+])
+def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_path, model, epochs, fine_tune, killed_in):
+    params = _project_params(tmp_path, {
+        "models": [model], "epochs": epochs, "batch_size": 8, "learning_rate": 0.003, "patience": 100,
+        "weights": str(tiny / "backbone.weights.h5"), "mixed_precision": "off",
+        "fine_tune": {"epochs": fine_tune, "learning_rate": 1e-5, "unfrozen_layers": 12}})
+    work, out = tmp_path / "work", tmp_path / "model"
+    cmd = [str(BIN / "specimen"), "train", "--params", str(params), model, "--data", str(tiny / "processed"),
+           "--index", str(tiny / "clean/index.csv"), "--classes", str(tiny / "interim/classes.json"),
+           "--train", str(tiny / "clean/train.csv"), "--weights", str(tiny / "clean/class_weights.json"),
+           "--out", str(out), "--work", str(work)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = work / f"backup-{killed_in}" / "training_metadata.json"
+    _kill_when(first, metadata)
+    finished = json.loads(metadata.read_text())["epoch"]  # epochs done when the kill landed
+    assert not (out / "model.keras").exists()  # nothing half-written
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"phase {killed_in} at epoch {finished + 1}" in again.stdout
+    assert f"Epoch {finished + 1}/" in again.stdout and f"Epoch {finished}/" not in again.stdout
+    if killed_in == "fine_tune":
+        assert "phase head already finished" in again.stdout
+    history = pd.read_csv(out / "history.csv")
+    total = epochs + fine_tune
+    assert history.epoch.tolist() == list(range(1, total + 1))  # each epoch once, as uninterrupted
+    assert history.phase.value_counts().to_dict() == ({"train": 30} if model == "small_cnn"
+                                                      else {"head": 2, "fine_tune": fine_tune})
+    assert (out / "model.keras").is_file() and not work.exists()
+
+
+def test_mixed_precision_computes_in_float16_with_a_float32_softmax_and_trains():
+    import keras
+
+    from specimen.models import backbone, build
+    from specimen.train import precision
+
+    assert precision("off") == "float32" and precision("auto") == "float32"  # no GPU here
+    try:
+        assert precision("on") == "mixed_float16"
+        model = build("mobilenetv2", (32, 32, 3), 3, {"weights": "none", "augment": {"contrast": 0.1}}, 0)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)  # Keras scales the loss
+        convolutions = [l for l in backbone(model).layers if isinstance(l, keras.layers.Conv2D)]
+        assert convolutions and {l.compute_dtype for l in convolutions} == {"float16"}
+        assert model.get_layer("predictions").compute_dtype == "float32" and model.output.dtype == "float32"
+        x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+        assert np.isfinite(model.train_on_batch(x, np.array([0, 1, 2, 0])))
+    finally:
+        precision("off")
+        keras.backend.clear_session()
