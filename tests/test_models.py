@@ -41,7 +41,7 @@ def test_a_pretrained_backbone_starts_frozen_and_one_from_scratch_trains_whole(t
     assert all(not p.startswith("mobilenetv2") for p in head_only)  # pooling, bn and dense only
     assert sum(np.prod(w.shape) for w in frozen.trainable_weights) < 0.01 * frozen.count_params()
     scratch = build("mobilenetv2", (32, 32, 3), 4, PARAMS, seed=0)  # weights: none trains everything
-    assert len(scratch.trainable_weights) > 100 * len(frozen.trainable_weights)
+    assert len(scratch.trainable_weights) > 30 * len(frozen.trainable_weights)  # 160 against 4
     # (tests/test_training.py: fine-tuning's unfreeze opens the top layers)
 
 
