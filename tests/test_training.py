@@ -102,6 +102,16 @@ def test_dvclive_logs_every_epoch_without_touching_the_projects_dvc_yaml(tiny):
     assert list((tiny / "models/small_cnn/tensorboard").rglob("events.out.tfevents.*"))
 
 
+def test_state_left_by_a_run_with_other_params_is_not_resumed(tiny, capsys):
+    work = tiny / "work-stale"
+    work.mkdir()
+    (work / "settings.json").write_text(json.dumps({"model": "small_cnn", "train": {"epochs": 99}}))
+    (work / "phases.json").write_text(json.dumps([{"name": "train", "first_epoch": 0, "last_epoch": 98}]))
+    history = train_tiny(tiny, params={**TRAIN, "epochs": 2}, work=work)
+    assert history.epoch.tolist() == [1, 2]
+    assert "left by a run with other params or data; starting small_cnn over" in capsys.readouterr().out
+
+
 def _project_params(tmp: Path, train: dict) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"] = {**params["train"], **train}

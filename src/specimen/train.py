@@ -186,7 +186,14 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
     mode = "min" if monitor.endswith("loss") else "max"
     reduce = params.get("reduce_lr", {})
 
+    settings = {"model": model_name, "train": params, "seed": seed, "input_shape": list(input_shape),
+                "classes": classes, "train_rows": len(train_rows), "valid_rows": len(valid_rows)}
+    if (work / "settings.json").is_file() and json.loads((work / "settings.json").read_text()) != settings:
+        print(f"{work}: left by a run with other params or data; starting {model_name} over", flush=True)
+        shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    with atomic_file(work / "settings.json") as tmp:
+        tmp.write_text(json.dumps(settings))
     log_path, done_path = work / "history.csv", work / "phases.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else []  # finished phases
     EpochInfo, CallbackState = _callback_classes()
@@ -221,7 +228,8 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
                      keras.callbacks.TensorBoard(str(work / "tensorboard")),
                      DVCLiveCallback(live=live),
                      CallbackState(backup / "callbacks.json", tracked),
-                     keras.callbacks.BackupAndRestore(str(backup))]  # last: a saved epoch is a logged one
+                     # last: a saved epoch is a logged one; kept until the phase is recorded as done
+                     keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
         model._initial_epoch = None  # Keras keeps the epoch a previous fit restored
         model.fit(train_ds, validation_data=valid_ds, initial_epoch=first, epochs=first + phase.epochs,
                   class_weight=class_weight, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled by tf.data
@@ -234,11 +242,11 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
         done.append({"name": phase.name, "first_epoch": first, "last_epoch": int(log.epoch.max()),
                      "learning_rate": phase.learning_rate, "unfrozen_layers": phase.unfrozen_layers,
                      "trainable_weights": trainable, "best": best_value(log[log.epoch >= first], monitor)})
-        if number + 1 < len(phases):  # the next phase starts from this one's best model
-            with atomic_file(work / "phase.keras") as tmp:
-                model.save(tmp)
+        with atomic_file(work / "phase.keras") as tmp:  # the next phase, or a resumed run, starts here
+            model.save(tmp)
         with atomic_file(done_path) as tmp:
             tmp.write_text(json.dumps(done))
+        shutil.rmtree(backup, ignore_errors=True)
 
     history = history_frame(read_log(log_path), done)
     seconds = float(history.seconds.sum())
@@ -258,7 +266,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
         "phases": [{**p, "first_epoch": p["first_epoch"] + 1, "last_epoch": p["last_epoch"] + 1} for p in done],
     })
     with atomic_file(out_dir / "model.keras") as tmp:
-        model.save(tmp)
+        shutil.copyfile(work / "phase.keras", tmp)  # the last phase's best model
     shutil.rmtree(work)
     return history
 
