@@ -7,6 +7,20 @@ min_version("9.0")
 
 validate(config, "../schemas/params.schema.yaml")
 
+
+def key_sorted(value):
+    """`value` with every mapping's keys in sorted order."""
+    if isinstance(value, dict):
+        return {k: key_sorted(value[k]) for k in sorted(value)}
+    return [key_sorted(v) for v in value] if isinstance(value, list) else value
+
+
+# Snakemake's params trigger compares mappings in order: the same values from a --configfile
+# written in another key order would re-run every job. One order, whatever the file's.
+_config = key_sorted(config)
+config.clear()
+config.update(_config)
+
 MODELS = config["train"]["models"]
 FEATURES = f"data/features/{config['embed']['extractor']}.npz"
 CONDA_ENV = "../../envs/specimen.yaml"
