@@ -360,7 +360,7 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
         **{f"{k}_score": quality[k].round(6) for k in QUALITY},
         outlier_score=np.round(overall, 6), class_outlier_score=np.round(by_class, 6),
         phash=[f"{h:016x}" for h in hashes], flags=flags,
-        reason=index.id.map(removed.set_index("id").reason).fillna("kept"))
+        reason=index.id.map(removed.set_index("id").reason).astype(object).fillna("kept"))
     summary = summarise(index, removed, flags, extractor, params)
     with atomic_dir(out_dir / "gallery") as tmp:
         write_galleries(tmp, processed, index, removed)
