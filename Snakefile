@@ -12,6 +12,7 @@ include: "workflow/rules/clean.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/tune.smk"  # optional: results/tune/<model>/ only when asked for
 
 
 rule all:

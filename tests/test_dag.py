@@ -6,11 +6,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Optional stages: rules no default target needs, whose DVC stages live in a dvc.yaml of their own
+# (that `dvc repro` leaves alone); DVC names such a stage after its file.
+OPTIONAL = {"tune": "tune/dvc.yaml"}
 
 
-def snakemake_jobs(workdir: Path) -> dict:
-    """{job name: {cmd, inputs, outputs}} from `snakemake -n -p --forceall` (job name as DVC names it)."""
-    out = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--cores", "1"], cwd=workdir,
+def optional_targets(workdir: Path) -> list:
+    """A file from each optional rule's jobs, one per model: what a user asks Snakemake for."""
+    import yaml
+
+    models = yaml.safe_load((workdir / "params.yaml").read_text())["train"]["models"]
+    return [f"results/tune/{m}/best_params.yaml" for m in models]
+
+
+def snakemake_jobs(workdir: Path, targets=()) -> dict:
+    """{job name: {cmd, inputs, outputs}} from `snakemake -n -p --forceall [targets]` (job name as DVC names it)."""
+    out = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--cores", "1", *targets], cwd=workdir,
                          capture_output=True, text=True, check=True).stdout
     jobs = {}
     for block in out.split("\nrule ")[1:]:
@@ -22,6 +33,8 @@ def snakemake_jobs(workdir: Path) -> dict:
         name = rule
         if "wildcards" in fields:
             name += "@" + fields["wildcards"].split("=", 1)[1]
+        if rule in OPTIONAL:
+            name = f"{OPTIONAL[rule]}:{name}"
         jobs[name] = {
             # Snakemake adds its log redirect; the command itself is what DVC runs.
             "cmd": " ".join(re.sub(r"\s*> \S+ 2>&1$", "", cmd).split()),
@@ -47,9 +60,10 @@ def covered(path: str, deps: set) -> bool:
 
 
 def test_snakemake_and_dvc_describe_the_same_dag():
-    smk, dvc = snakemake_jobs(ROOT), dvc_stages(ROOT)
+    """Every DVC stage (all dvc.yaml files) against the jobs of the default target plus the optional ones."""
+    smk, dvc = snakemake_jobs(ROOT, ["results/all", *optional_targets(ROOT)]), dvc_stages(ROOT)
     assert set(smk) == set(dvc), "the two DAGs have different stages"
-    assert len(smk) == 11  # download .. evaluate for one model (9 jobs), report, baselines
+    assert len(smk) == 12  # download .. evaluate for one model (9 jobs), report, baselines; and tune, optional
     for name in sorted(smk):
         s, d = smk[name], dvc[name]
         assert s["cmd"] == d["cmd"], name
@@ -73,3 +87,13 @@ def test_every_param_dvc_lists_is_in_params_yaml():
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"dvc.yaml lists {key}, params.yaml lacks it"
             node = node[part]
+
+
+def test_the_optional_stages_stay_out_of_the_default_runs():
+    """`snakemake` (results/all) and `dvc repro` (./dvc.yaml) plan everything but the optional stages."""
+    default = set(snakemake_jobs(ROOT))
+    assert len(default) == 11 and not any(name.startswith(tuple(OPTIONAL.values())) for name in default)
+    out = subprocess.run([BIN / "dvc", "repro", "--dry", "--force"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    planned = set(re.findall(r"Running stage '([^']+)'", out))
+    assert planned == default  # the same 11: DVC's default target leaves tune/dvc.yaml alone

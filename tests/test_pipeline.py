@@ -2,7 +2,8 @@
 
 One project runs under Snakemake and another under DVC, in two folders: both must produce
 byte-identical data artefacts, each tool must then see the other's work as up to date, and a
-change to train.* must re-run only train, evaluate and report.
+change to train.* must re-run only train, evaluate and report. The optional tune stage runs only
+when asked for, and `dvc exp run -S` sweeps (in the workspace and queued) re-run only what they touch.
 """
 import json
 import re
@@ -16,7 +17,8 @@ import yaml
 from tests.conftest import make_project, run
 
 pytestmark = pytest.mark.slow
-FAST = {"train.epochs": 3}
+FAST = {"train.epochs": 3, "tune.trials": 2, "tune.epochs": 1}
+DATA_STAGES = {"download", "extract", "ingest", "preprocess", "embed", "clean", "balance"}
 
 
 def data_files(project: Path) -> dict:
@@ -77,10 +79,28 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
 
 
 def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
-    assert "up to date" in run(["dvc", "status"], snakemade).stdout
+    assert "up to date" in run(["dvc", "status", "dvc.yaml"], snakemade).stdout
+    # the whole repository: only the optional tune stage (tune/dvc.yaml), which results/all does not run
+    assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {"tune/dvc.yaml:tune@small_cnn"}
+    assert not (snakemade / "results/tune").exists()
     assert (snakemade / "dvc.lock").is_file()
     assert planned_jobs(snakemade) == set()
     assert dvc_would_run(snakemade) == set()
+
+
+def test_the_tune_stage_runs_when_asked_for_and_dvc_records_it(snakemade):
+    target = "results/tune/small_cnn/best_params.yaml"
+    out = run(["snakemake", "-n", "--cores", "2", target], snakemade).stdout
+    assert set(re.findall(r"^rule (\w+):", out, re.M)) == {"tune"}  # the data and the models are up to date
+    run(["snakemake", "--cores", "2", target], snakemade, timeout=600)
+    trials = pd.read_csv(snakemade / "results/tune/small_cnn/trials.csv")
+    assert len(trials) == 2 and set(trials.status) == {"COMPLETED"}
+    assert set(yaml.safe_load((snakemade / target).read_text())) == {"learning_rate", "head"}
+    assert not (snakemade / "logs/tune/small_cnn").exists()  # the search's state, once the outputs are written
+    # Snakemake's dvc-commit recorded it in tune/dvc.lock: the whole repository is clean, DVC has nothing to run
+    assert "up to date" in run(["dvc", "status"], snakemade).stdout
+    assert "tune@small_cnn" in yaml.safe_load((snakemade / "tune/dvc.lock").read_text())["stages"]
+    assert "Running stage" not in run(["dvc", "repro", "--dry", "tune/dvc.yaml"], snakemade).stdout
 
 
 def test_changing_train_epochs_reruns_only_train_evaluate_report(snakemade):
@@ -90,7 +110,7 @@ def test_changing_train_epochs_reruns_only_train_evaluate_report(snakemade):
     # DVC decides as it goes (a dry run only lists the stage whose params changed): run it.
     out = run(["dvc", "repro"], snakemade, timeout=600).stdout
     assert set(re.findall(r"Running stage '([^']+)'", out)) == {"train@small_cnn", "evaluate@small_cnn", "report"}
-    assert len(re.findall(r"Stage '[^']+' didn't change, skipping", out)) == 7
+    assert set(re.findall(r"Stage '([^']+)' didn't change, skipping", out)) == DATA_STAGES | {"baselines"}
     assert len(pd.read_csv(snakemade / "results/models/small_cnn/history.csv")) <= 4
 
 
@@ -107,6 +127,7 @@ def test_dvc_repro_gives_byte_identical_data_in_another_folder(snakemade, dvc_ma
 
 def test_after_dvc_repro_snakemake_has_nothing_to_do(dvc_made):
     assert planned_jobs(dvc_made) == set()
+    assert not (dvc_made / "results/tune").exists()  # `dvc repro` leaves the optional tune/dvc.yaml alone
     assert json.loads((dvc_made / "results/all").read_text())["best_model"] == "small_cnn"
 
 
@@ -119,3 +140,46 @@ def test_a_configfile_override_reaches_the_stages_and_dvc_does_not_record_it(tmp
     assert json.loads((project / "data/processed/meta.json").read_text())["size"] == [32, 40]
     assert not (project / "dvc.lock").exists()
     assert "DVC does not record this run" in out.stdout + out.stderr
+
+
+def experiments(project: Path) -> dict:
+    """{name: (train.epochs, metrics of results/reports/small_cnn/metrics.json)} from `dvc exp show --json`."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    found = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev["data"]
+                found[rev["name"]] = (data["params"]["params.yaml"]["data"]["train"]["epochs"],
+                                      data["metrics"]["results/reports/small_cnn/metrics.json"]["data"])
+    return found
+
+
+def reran(log: str) -> tuple:
+    return (set(re.findall(r"Running stage '([^']+)'", log)),
+            set(re.findall(r"Stage '([^']+)' didn't change, skipping", log)))
+
+
+def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
+    """Last in this file: it leaves the DVC project with an experiment applied."""
+    p = dvc_made
+    run(["git", "add", "dvc.lock"], p)  # as a user commits what `dvc repro` recorded
+    run(["git", "commit", "-q", "-m", "dvc repro"], p)
+    touched = {"train@small_cnn", "evaluate@small_cnn", "report"}
+    out = run(["dvc", "exp", "run", "-S", "train.epochs=2"], p, timeout=600).stdout
+    assert reran(out) == (touched, DATA_STAGES | {"baselines"})
+    for epochs in (1, 4):  # a sweep, queued, then run in temporary copies of the project
+        run(["dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}"], p)
+    run(["dvc", "exp", "run", "--run-all"], p, timeout=900)
+
+    exps = experiments(p)
+    assert sorted(epochs for epochs, _ in exps.values()) == [1, 2, 4]
+    for name, (epochs, metrics) in exps.items():
+        assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "test_images"} and 0 <= metrics["accuracy"] <= 1
+        if epochs != 2:  # the queued ones: each log says what ran
+            assert reran(run(["dvc", "queue", "logs", name], p).stdout) == (touched, DATA_STAGES | {"baselines"}), name
+    name = next(n for n, (epochs, _) in exps.items() if epochs == 4)
+    run(["dvc", "exp", "apply", name], p)
+    assert yaml.safe_load((p / "params.yaml").read_text())["train"]["epochs"] == 4
+    assert json.loads((p / "results/reports/small_cnn/metrics.json").read_text()) == exps[name][1]
+    assert len(pd.read_csv(p / "results/models/small_cnn/history.csv")) <= 4

@@ -194,6 +194,24 @@ def _report(p, args=None):
     return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary}"
 
 
+@stage("tune", "optional: Bayesian optimisation (KerasTuner) of one model's learning rate, head and unfrozen layers: results/tune/<model>/")
+def _tune(p, args=None):
+    if args is None:
+        p.add_argument("model", help="a name from train.models, e.g. small_cnn")
+        _data_args(p)
+        p.add_argument("--train", type=Path, required=True, help="balance's training index, e.g. data/clean/train.csv")
+        p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/tune/small_cnn")
+        p.add_argument("--work", type=Path, help="the search's resumable state (default: logs/tune/<model>)")
+        return
+    from specimen.tune import tune
+    r = tune(args.model, args.data, args.index, args.weights, args.classes, args.out, p["train"], p["tune"], p["seed"],
+             train_path=args.train, work=args.work or Path("logs/tune") / args.model)
+    t, best, monitor = r["trials"], r["best"], r["monitor"]
+    return (f"{(t.status == 'COMPLETED').sum()} of {len(t)} trials finished; best {monitor} {best[monitor]:.4f} "
+            f"(trial {int(best['trial'])}); see {args.out / 'best_params.yaml'}")
+
+
 @stage("dvc-commit", "record finished artefacts in dvc.lock and the DVC cache (Snakemake runs this on success)")
 def _dvc_commit(p, args=None):
     if args is None:

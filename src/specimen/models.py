@@ -69,7 +69,8 @@ def augmentation(augment: dict, seed: int, value_range=(0, 255)):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def small_cnn(input_shape, n_classes: int, augment: dict, seed: int):
+def small_cnn(input_shape, n_classes: int, augment: dict, seed: int, units: int = 128, dropout: float = 0.4):
+    """`units` (0: none) and `dropout` size the dense layer before the softmax (the tune stage searches them)."""
     import keras
     from keras import layers
 
@@ -85,8 +86,9 @@ def small_cnn(input_shape, n_classes: int, augment: dict, seed: int):
         x = layers.MaxPooling2D()(x)
     # Flatten, not global pooling: where the strokes are is what tells one class from another.
     x = layers.Flatten()(x)
-    x = layers.Dense(128, activation="relu")(x)
-    x = layers.Dropout(0.4, seed=seed)(x)
+    if units:
+        x = layers.Dense(units, activation="relu")(x)
+    x = layers.Dropout(dropout, seed=seed)(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="small_cnn")
 
@@ -178,5 +180,5 @@ def build(name: str, input_shape, n_classes: int, params: dict, seed: int):
     if name not in MODELS:
         raise SpecimenError(f"unknown model {name!r} in train.models: choose from {', '.join(MODELS)}")
     if name == "small_cnn":
-        return small_cnn(input_shape, n_classes, params.get("augment", {}), seed)
+        return small_cnn(input_shape, n_classes, params.get("augment", {}), seed, **params.get("small_cnn", {}))
     return transfer(name, input_shape, n_classes, params, seed)
