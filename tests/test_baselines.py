@@ -67,7 +67,8 @@ def test_every_baseline_and_input_writes_its_files_and_one_summary_row(data, res
         assert row[list(metrics)].to_dict() == pytest.approx(metrics)
     n_test = (pd.read_csv(data / "clean/index.csv").split == "test").sum()
     assert n_test == 12 and (summary.test_images == n_test).all() and s["train_images"] == 36
-    assert summary.images_per_second.to_numpy() == pytest.approx(36 / summary.train_seconds.to_numpy(), rel=1e-4)
+    # train_seconds is rounded to 6 decimals: a fit of a few ms then carries ~1e-4 of relative error
+    assert summary.images_per_second.to_numpy() == pytest.approx(36 / summary.train_seconds.to_numpy(), rel=2e-3)
     # learned numbers, two classes: one weight per input value and a bias (16x16 pixels, 512 histogram bins)
     params = dict(zip(zip(summary.model, summary["input"]), summary.parameters))
     assert params["logistic_regression", "pixels"] == params["linear_svm", "pixels"] == 256 + 1

@@ -149,31 +149,15 @@ def fit(model, x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
     return seconds, converged
 
 
-def _rounded(obj):
-    if isinstance(obj, dict):
-        return {k: _rounded(v) for k, v in obj.items()}
-    return round(float(obj), 6) if isinstance(obj, (float, np.floating)) else obj
-
-
 def score(model, x, y_true, classes: list[str], out_dir: Path) -> dict:
     """classification_report.txt / .json and metrics.json, as evaluate writes them for a CNN."""
-    from sklearn.metrics import accuracy_score, classification_report, f1_score
     from threadpoolctl import threadpool_limits
+
+    from specimen.evaluate import write_scores
 
     with threadpool_limits(limits=1, user_api="blas"):  # as in fit: the same floats whatever the cores
         y_pred = model.predict(x)
-    labels = list(range(len(classes)))
-    report_kw = dict(labels=labels, target_names=classes, zero_division=0)
-    with atomic_file(out_dir / "classification_report.txt") as tmp:
-        tmp.write_text(classification_report(y_true, y_pred, digits=4, **report_kw))
-    write_json(out_dir / "classification_report.json",
-               _rounded(classification_report(y_true, y_pred, output_dict=True, **report_kw)))
-    metrics = {"accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
-               "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
-               "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
-               "test_images": int(len(y_true))}
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    return write_scores(y_true, y_pred, classes, out_dir)
 
 
 def plot_summary(summary: pd.DataFrame, path: Path) -> None:

@@ -125,14 +125,19 @@ def _data_args(p):
     p.add_argument("--classes", type=Path, required=True, help="e.g. data/interim/classes.json")
 
 
+def _training_args(p, out_example: str):
+    """What train and tune both read: the model's name, the data, balance's rows and weights."""
+    p.add_argument("model", help="a name from train.models, e.g. small_cnn")
+    _data_args(p)
+    p.add_argument("--train", type=Path, required=True, help="balance's training index, e.g. data/clean/train.csv")
+    p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
+    p.add_argument("--out", type=Path, required=True, help=f"e.g. {out_example}")
+
+
 @stage("train", "train one model (head, then fine-tuning; resumes after a kill): results/models/<model>/")
 def _train(p, args=None):
     if args is None:
-        p.add_argument("model", help="a name from train.models, e.g. small_cnn")
-        _data_args(p)
-        p.add_argument("--train", type=Path, required=True, help="balance's training index, e.g. data/clean/train.csv")
-        p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
-        p.add_argument("--out", type=Path, required=True, help="e.g. results/models/small_cnn")
+        _training_args(p, "results/models/small_cnn")
         p.add_argument("--work", type=Path, help="resumable state while training: backups, live TensorBoard and "
                        "DVCLive logs (default: logs/train/<model>; `tensorboard --logdir logs/train` to watch)")
         return
@@ -197,11 +202,7 @@ def _report(p, args=None):
 @stage("tune", "optional: Bayesian optimisation (KerasTuner) of one model's learning rate, head and unfrozen layers: results/tune/<model>/")
 def _tune(p, args=None):
     if args is None:
-        p.add_argument("model", help="a name from train.models, e.g. small_cnn")
-        _data_args(p)
-        p.add_argument("--train", type=Path, required=True, help="balance's training index, e.g. data/clean/train.csv")
-        p.add_argument("--weights", type=Path, required=True, help="e.g. data/clean/class_weights.json")
-        p.add_argument("--out", type=Path, required=True, help="e.g. results/tune/small_cnn")
+        _training_args(p, "results/tune/small_cnn")
         p.add_argument("--work", type=Path, help="the search's resumable state (default: logs/tune/<model>)")
         return
     from specimen.tune import tune

@@ -40,6 +40,11 @@ def plot_curves(history: pd.DataFrame, path: Path) -> None:
         ax.plot(history.epoch, history[metric], marker="o", label="train")
         if f"val_{metric}" in history:
             ax.plot(history.epoch, history[f"val_{metric}"], marker="o", label="valid")
+        if "phase" in history:  # where fine-tuning took over from the head
+            for epoch in history.epoch[history.phase.ne(history.phase.shift()) & history.index.to_series().gt(0)]:
+                ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1)
+                ax.annotate(history.phase[history.epoch == epoch].iloc[0], (epoch - 0.5, 1), xycoords=("data", "axes fraction"),
+                            xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.set_title(metric)
@@ -54,8 +59,6 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
     import matplotlib
 
     matplotlib.use("Agg")
-    from sklearn.metrics import accuracy_score, classification_report, f1_score
-
     classes = load_classes(classes_path)
     rows = split_rows(index_path, "test")
     if rows.empty:
@@ -64,20 +67,36 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
     probs = model.predict(dataset(rows, processed, classes, batch_size), verbose=0)
     y_true = rows.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
     y_pred = probs.argmax(axis=1)
-    labels = list(range(len(classes)))
 
-    report_kw = dict(labels=labels, target_names=classes, zero_division=0)
-    with atomic_file(out_dir / "classification_report.txt") as tmp:
-        tmp.write_text(classification_report(y_true, y_pred, digits=4, **report_kw))
-    write_json(out_dir / "classification_report.json", classification_report(y_true, y_pred, output_dict=True, **report_kw))
     plot_confusion(y_true, y_pred, classes, out_dir / "confusion_matrix.png")
     plot_curves(pd.read_csv(model_dir / "history.csv"), out_dir / "curves.png")
     write_csv(out_dir / "predictions.csv", pd.DataFrame({
         "id": rows.id, "label": rows.label, "predicted": [classes[i] for i in y_pred],
         "confidence": probs.max(axis=1).round(6)}))
+    return write_scores(y_true, y_pred, classes, out_dir)
+
+
+def _rounded(obj):
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    return round(float(obj), 6) if isinstance(obj, (float, np.floating)) else obj
+
+
+def write_scores(y_true, y_pred, classes: list[str], out_dir: Path) -> dict:
+    """classification_report.txt and .json (scikit-learn) and metrics.json (accuracy, macro and
+    weighted F1, test count) for class ids `y_pred` against `y_true`; the same for a trained model
+    and for a baseline. Returns the metrics."""
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+    labels = list(range(len(classes)))
+    report_kw = dict(labels=labels, target_names=classes, zero_division=0)
+    with atomic_file(out_dir / "classification_report.txt") as tmp:
+        tmp.write_text(classification_report(y_true, y_pred, digits=4, **report_kw))
+    write_json(out_dir / "classification_report.json",
+               _rounded(classification_report(y_true, y_pred, output_dict=True, **report_kw)))
     metrics = {"accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
                "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
                "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
-               "test_images": int(len(rows))}
+               "test_images": int(len(y_true))}
     write_json(out_dir / "metrics.json", metrics)
     return metrics
