@@ -95,7 +95,7 @@ def test_the_tune_stage_runs_when_asked_for_and_dvc_records_it(snakemade):
     run(["snakemake", "--cores", "2", target], snakemade, timeout=600)
     trials = pd.read_csv(snakemade / "results/tune/small_cnn/trials.csv")
     assert len(trials) == 2 and set(trials.status) == {"COMPLETED"}
-    assert set(yaml.safe_load((snakemade / target).read_text())) == {"learning_rate", "head"}
+    assert set(yaml.safe_load((snakemade / target).read_text())) == {"learning_rate", "small_cnn"}  # small_cnn: its dense units and dropout
     assert not (snakemade / "logs/tune/small_cnn").exists()  # the search's state, once the outputs are written
     # Snakemake's dvc-commit recorded it in tune/dvc.lock: the whole repository is clean, DVC has nothing to run
     assert "up to date" in run(["dvc", "status"], snakemade).stdout
