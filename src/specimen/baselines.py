@@ -45,7 +45,7 @@ import pandas as pd
 
 from specimen import SpecimenError
 from specimen.data import load_classes, split_rows
-from specimen.files import atomic_dir, atomic_file, save_figure, write_csv, write_json
+from specimen.files import atomic_dir, save_figure, write_csv, write_json
 from specimen.shards import Shards
 
 MODELS = ("logistic_regression", "mlp", "linear_svm", "random_forest")

@@ -99,3 +99,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def working_folder(path: str | Path, settings: dict) -> bool:
+    """Make `path` a working folder for a run with `settings` (JSON-able): a folder left by a run
+    with other settings, or with none recorded, is emptied first. Returns whether it was."""
+    path = Path(path)
+    marker = path / "settings.json"
+    stale = path.exists() and (not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(settings)))
+    if stale:
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_file(marker) as tmp:
+        tmp.write_text(json.dumps(settings))
+    return stale

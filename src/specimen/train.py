@@ -37,7 +37,7 @@ import pandas as pd
 
 from specimen import SpecimenError
 from specimen.data import dataset, load_classes, split_rows
-from specimen.files import atomic_file, write_csv, write_json
+from specimen.files import atomic_file, working_folder, write_csv, write_json
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,64 @@ def distribution():
 
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What train and tune read before building a model."""
+    classes: list
+    train_rows: pd.DataFrame
+    valid_rows: pd.DataFrame
+    class_weight: dict
+    input_shape: tuple
+    monitor: str
+    mode: str
+    preprocess: dict  # what the images went through: size, resize, color
+
+
+def read_inputs(processed: Path, index_path: Path, weights_path: Path, classes_path: Path, params: dict,
+                train_path: Path | None = None) -> Inputs:
+    """Classes, training rows (balance's train.csv, or the index's train split), the valid split,
+    class weights, the input shape, and the monitor (without a valid split: the training figure)."""
+    classes = load_classes(classes_path)
+    train_rows = split_rows(train_path) if train_path else split_rows(index_path, "train")
+    valid_rows = split_rows(index_path, "valid")
+    if train_rows.empty:
+        raise SpecimenError(f"{train_path or index_path}: no training images")
+    weights = json.loads(Path(weights_path).read_text())["weights"]
+    meta = json.loads((Path(processed) / "meta.json").read_text())
+    monitor = params.get("monitor", "val_loss")
+    if valid_rows.empty:
+        monitor = monitor.removeprefix("val_")
+    return Inputs(classes, train_rows, valid_rows, {i: weights.get(c, 1.0) for i, c in enumerate(classes)},
+                  (*meta["size"], meta["channels"]), monitor, "min" if monitor.endswith("loss") else "max",
+                  {k: meta[k] for k in ("size", "resize", "color")})
+
+
+def compile_phase(model, phase: Phase) -> int:
+    """Open the phase's layers (fine-tuning: the backbone's top ones) and compile at its learning
+    rate; returns the trainable weights count."""
+    import keras
+
+    from specimen.models import unfreeze
+
+    trainable = unfreeze(model, phase.unfrozen_layers) if phase.unfrozen_layers else len(model.trainable_weights)
+    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return trainable
+
+
+def plateau_callbacks(params: dict, monitor: str, mode: str, restore_best_weights: bool = False):
+    """Early stopping, and ReduceLROnPlateau unless its factor is 1 (then None)."""
+    import keras
+
+    reduce = params.get("reduce_lr", {})
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
+                                         restore_best_weights=restore_best_weights)
+    if reduce.get("factor", 0.5) >= 1:
+        return stop, None
+    return stop, keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=reduce.get("factor", 0.5),
+                                                   patience=reduce.get("patience", 3), min_lr=reduce.get("min_lr", 0))
 
 
 def _callback_classes():
@@ -161,18 +219,12 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    from specimen.models import build, load, unfreeze
+    from specimen.models import build, load
 
     out_dir, work = Path(out_dir), Path(work or Path(out_dir).parent / f"{Path(out_dir).name}.work")
-    classes = load_classes(classes_path)
-    train_rows = split_rows(train_path) if train_path else split_rows(index_path, "train")
-    valid_rows = split_rows(index_path, "valid")
-    if train_rows.empty:
-        raise SpecimenError(f"{index_path}: no training images")
-    weights = json.loads(Path(weights_path).read_text())["weights"]
-    class_weight = {i: weights.get(c, 1.0) for i, c in enumerate(classes)}
-    meta = json.loads((Path(processed) / "meta.json").read_text())
-    input_shape = (*meta["size"], meta["channels"])
+    inputs = read_inputs(processed, index_path, weights_path, classes_path, params, train_path)
+    classes, train_rows, valid_rows = inputs.classes, inputs.train_rows, inputs.valid_rows
+    input_shape, monitor, mode = inputs.input_shape, inputs.monitor, inputs.mode
     phases = plan(model_name, params)
 
     policy = precision(params.get("mixed_precision", "off"))
@@ -180,20 +232,11 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
     batch_size = params["batch_size"] * strategy.num_replicas_in_sync
     train_ds = dataset(train_rows, processed, classes, batch_size, shuffle=True, seed=seed)
     valid_ds = dataset(valid_rows, processed, classes, batch_size) if len(valid_rows) else None
-    monitor = params.get("monitor", "val_loss")
-    if valid_ds is None:  # no valid split: follow the training figure instead
-        monitor = monitor.removeprefix("val_")
-    mode = "min" if monitor.endswith("loss") else "max"
-    reduce = params.get("reduce_lr", {})
 
     settings = {"model": model_name, "train": params, "seed": seed, "input_shape": list(input_shape),
                 "classes": classes, "train_rows": len(train_rows), "valid_rows": len(valid_rows)}
-    if (work / "settings.json").is_file() and json.loads((work / "settings.json").read_text()) != settings:
+    if working_folder(work, settings):
         print(f"{work}: left by a run with other params or data; starting {model_name} over", flush=True)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    with atomic_file(work / "settings.json") as tmp:
-        tmp.write_text(json.dumps(settings))
     log_path, done_path = work / "history.csv", work / "phases.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else []  # finished phases
     EpochInfo, CallbackState = _callback_classes()
@@ -207,22 +250,18 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
         if number < len(done):
             continue
         with strategy.scope():
-            trainable = unfreeze(model, phase.unfrozen_layers) if phase.unfrozen_layers else len(model.trainable_weights)
-            model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            trainable = compile_phase(model, phase)
         first = done[-1]["last_epoch"] + 1 if done else 0
         backup = work / f"backup-{phase.name}"
         checkpoint = work / f"best-{phase.name}.weights.h5"
         if (backup / "training_metadata.json").is_file():
             resumed = json.loads((backup / "training_metadata.json").read_text())["epoch"]
             print(f"resuming {model_name}: phase {phase.name} at epoch {resumed + 1}", flush=True)
-        stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"])
-        lower = keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=reduce.get("factor", 0.5),
-                                                  patience=reduce.get("patience", 3), min_lr=reduce.get("min_lr", 0))
+        stop, lower = plateau_callbacks(params, monitor, mode)
         best = keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, mode=mode, save_best_only=True,
                                                save_weights_only=True,
                                                initial_value_threshold=best_value(read_log(log_path), monitor))
-        tracked = [stop, best] + ([lower] if reduce.get("factor", 0.5) < 1 else [])
+        tracked = [stop, best] + ([lower] if lower else [])
         callbacks = [EpochInfo(), *tracked,
                      keras.callbacks.CSVLogger(str(log_path), append=True),
                      keras.callbacks.TensorBoard(str(work / "tensorboard")),
@@ -232,7 +271,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
                      keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
         model._initial_epoch = None  # Keras keeps the epoch a previous fit restored
         model.fit(train_ds, validation_data=valid_ds, initial_epoch=first, epochs=first + phase.epochs,
-                  class_weight=class_weight, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled by tf.data
+                  class_weight=inputs.class_weight, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled by tf.data
         if checkpoint.is_file():  # the phase's best epoch; none: it never beat the phase before
             model.load_weights(checkpoint)
         elif done:
@@ -258,7 +297,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
             shutil.copytree(work / folder, out_dir / folder)
     write_json(out_dir / "meta.json", {
         "model": model_name, "classes": classes, "input_shape": list(input_shape),
-        "preprocess": {k: meta[k] for k in ("size", "resize", "color")},
+        "preprocess": inputs.preprocess,
         "train_images": len(train_rows), "epochs_run": epochs_run, "train_seconds": round(seconds, 2),
         "images_per_second": round(len(train_rows) * epochs_run / seconds, 1) if seconds else None,
         "parameters": int(model.count_params()), "monitor": monitor, "mixed_precision": policy,

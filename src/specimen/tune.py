@@ -31,8 +31,8 @@ import pandas as pd
 import yaml
 
 from specimen import SpecimenError
-from specimen.data import dataset, load_classes, split_rows
-from specimen.files import atomic_file, save_figure, sha256_file, write_csv
+from specimen.data import dataset
+from specimen.files import atomic_file, save_figure, sha256_file, working_folder, write_csv
 
 VALUES = ("learning_rate", "units", "dropout", "unfrozen_layers")
 
@@ -112,8 +112,8 @@ def _tuner_class():
 
     keras_tuner.src.config.DEBUG = False  # a failed trial is one line (on_trial_end), not KerasTuner's traceback
 
-    from specimen.models import build, unfreeze
-    from specimen.train import plan
+    from specimen.models import build
+    from specimen.train import compile_phase, plan, plateau_callbacks
 
     class Search(kt.BayesianOptimization):
         """Trials trained the way train trains (see the module docstring)."""
@@ -144,17 +144,9 @@ def _tuner_class():
             scores, trainable = [], 0
             for phase in plan(j["model"], params):
                 with j["strategy"].scope():
-                    count = unfreeze(model, phase.unfrozen_layers) if phase.name == "fine_tune" else len(model.trainable_weights)
-                    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate),
-                                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                    count = compile_phase(model, phase)
                 trainable = max(trainable, count)
-                reduce = params.get("reduce_lr", {})
-                callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
-                                                           restore_best_weights=True)]
-                if reduce.get("factor", 0.5) < 1:
-                    callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                        monitor=monitor, mode=mode, factor=reduce["factor"], patience=reduce.get("patience", 3),
-                        min_lr=reduce.get("min_lr", 0)))
+                callbacks = [c for c in plateau_callbacks(params, monitor, mode, restore_best_weights=True) if c]
                 history = model.fit(train_ds, validation_data=valid_ds, epochs=phase.epochs, callbacks=callbacks,
                                     class_weight=j["class_weight"], shuffle=False, verbose=0)
                 scores += history.history[monitor]
@@ -182,13 +174,8 @@ def _tuner_class():
 
 def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
     """The tuner over `work`, resuming the search there when it was made with the same settings."""
-    settings = work / "settings.json"
-    if work.exists() and (not settings.is_file() or json.loads(settings.read_text()) != fingerprint):
+    if working_folder(work, fingerprint):
         print(f"{work}: made with other settings or data: starting a new search", flush=True)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    with atomic_file(settings) as tmp:
-        tmp.write_text(json.dumps(fingerprint))
     kwargs = dict(job=job, objective=objective, max_trials=job["tune"]["trials"], hyperparameters=hp,
                   num_initial_points=job["tune"]["initial_points"], seed=job["seed"] + 1,  # KerasTuner: 0 = unseeded
                   allow_new_entries=False, tune_new_entries=False, directory=str(work), project_name="search")
@@ -220,34 +207,25 @@ def tune(model_name: str, processed: Path, index_path: Path, weights_path: Path,
         if not f.is_file():
             raise SpecimenError(f"{f}: no such file")
     from specimen.backbones import check_size
-    from specimen.train import distribution, precision, seed_everything
+    from specimen.train import distribution, precision, read_inputs, seed_everything
 
     import keras_tuner as kt
 
     seed_everything(seed, train["deterministic"])
-    classes = load_classes(classes_path)
-    train_rows, valid_rows = split_rows(train_path), split_rows(index_path, "valid")
-    if train_rows.empty:
-        raise SpecimenError(f"{train_path}: no training images")
-    meta = json.loads((Path(processed) / "meta.json").read_text())
-    input_shape = (*meta["size"], meta["channels"])
+    inputs = read_inputs(processed, index_path, weights_path, classes_path, train, train_path)
+    input_shape, monitor, mode = inputs.input_shape, inputs.monitor, inputs.mode
     if model_name != "small_cnn":
         check_size(model_name, input_shape[:2], "image.size")
         weights = train.get("weights", "imagenet")
         if weights not in ("imagenet", "none") and not Path(weights).is_file():
             raise SpecimenError(f"train.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
-    monitor = train.get("monitor", "val_loss")
-    if valid_rows.empty:
-        monitor = monitor.removeprefix("val_")
-    mode = "min" if monitor.endswith("loss") else "max"
-    class_weights = json.loads(Path(weights_path).read_text())["weights"]
     precision(train.get("mixed_precision", "off"))
     strategy = distribution()
     job = {"model": model_name, "train": train, "tune": tune, "seed": seed, "processed": Path(processed),
-           "classes": classes, "train_rows": train_rows, "valid_rows": valid_rows, "valid": not valid_rows.empty,
-           "input_shape": input_shape, "monitor": monitor, "mode": mode, "strategy": strategy,
-           "batch_size": train["batch_size"] * strategy.num_replicas_in_sync,
-           "class_weight": {i: class_weights.get(c, 1.0) for i, c in enumerate(classes)}}
+           "classes": inputs.classes, "train_rows": inputs.train_rows, "valid_rows": inputs.valid_rows,
+           "valid": not inputs.valid_rows.empty, "input_shape": input_shape, "monitor": monitor, "mode": mode,
+           "strategy": strategy, "batch_size": train["batch_size"] * strategy.num_replicas_in_sync,
+           "class_weight": inputs.class_weight}
     hp = space(model_name, train, tune)
     work = Path(work)
     tuner = _open_search(_tuner_class(), job, hp, kt.Objective(monitor, direction=mode), work,
