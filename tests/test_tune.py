@@ -153,6 +153,34 @@ def test_a_sigkilled_search_resumes_after_its_finished_trials_and_the_same_seed_
     assert not work.exists()
 
 
+class Killed(BaseException):
+    """Stands for a SIGKILL at one exact point (KerasTuner catches Exception, not this)."""
+
+
+def test_a_search_killed_between_a_trials_file_and_the_oracles_state_draws_that_trial_again(
+        tiny, searched, monkeypatch):
+    """KerasTuner writes a new trial's file, then saves the oracle: killed in between, the trial is on
+    disk but the oracle never drew it. The resumed search draws it again and ends as if never killed."""
+    from keras_tuner.src.engine.oracle import Oracle
+
+    save_trial = Oracle._save_trial
+
+    def killed_after_the_second_trials_file(self, trial):
+        save_trial(self, trial)
+        if trial.trial_id == "1" and trial.status == "RUNNING":
+            raise Killed
+
+    monkeypatch.setattr(Oracle, "_save_trial", killed_after_the_second_trials_file)
+    with pytest.raises(Killed):
+        run_tune(tiny, "orphan")
+    monkeypatch.undo()
+    assert json.loads((tiny / "orphan.work/search/trial_1/trial.json").read_text())["status"] == "RUNNING"
+
+    run_tune(tiny, "orphan")
+    pd.testing.assert_frame_equal(pd.read_csv(tiny / "orphan/trials.csv").drop(columns="seconds"),
+                                  pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True)
+
+
 @pytest.mark.parametrize("change, words", [
     ({"tune": {"learning_rate": [0.1, 0.001]}}, ["tune.learning_rate", "not a range"]),
     ({"model": "resnet"}, ["unknown model 'resnet'", "small_cnn"]),

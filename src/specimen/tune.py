@@ -186,6 +186,11 @@ def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
         shutil.rmtree(work / "search", ignore_errors=True)
         tuner = Search(**kwargs)
     oracle = tuner.oracle
+    # A trial killed after KerasTuner wrote its file but before it saved the oracle: the oracle's state is
+    # still that of before the trial was drawn, so forget the trial and it is drawn again, with the same values.
+    for trial_id in [t for t in oracle.trials if t not in oracle.start_order]:
+        del oracle.trials[trial_id]
+        shutil.rmtree(tuner.get_trial_dir(trial_id), ignore_errors=True)
     # A trial killed after KerasTuner wrote it finished but before it let go of it is queued again: drop it.
     oracle._retry_queue = [t for t in oracle._retry_queue if oracle.trials[t].status != "COMPLETED"]
     oracle.verbose = 0  # one line per trial, printed by the trial
