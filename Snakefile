@@ -6,6 +6,9 @@ from pathlib import Path
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"  # `snakemake --report results/report.html` (README: The report)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/clean.smk"

@@ -1,6 +1,7 @@
 """train and evaluate on a tiny two-class dataset built here (random-init CNN, a few epochs)."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -67,18 +68,38 @@ def test_evaluate_reports_match_the_test_split(trained):
     tmp, _ = trained
     out = tmp / "reports/small_cnn"
     metrics = evaluate(tmp / "models/small_cnn", tmp / "processed", tmp / "clean/index.csv",
-                       tmp / "interim/classes.json", out, batch_size=16)
+                       tmp / "interim/classes.json", out, batch_size=16, settings={"top_k": [2, 5]},
+                       curves_csv=tmp / "curves/small_cnn.csv")
     n_test = (pd.read_csv(tmp / "clean/index.csv").split == "test").sum()
     assert metrics["test_images"] == n_test == 8
     assert json.loads((out / "metrics.json").read_text()) == metrics
-    assert 0 <= metrics["accuracy"] <= 1 and set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "test_images"}
+    # two classes: top-2 is 1 by definition and not reported, nor top-5
+    assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "test_images"}
+    assert 0 <= metrics["accuracy"] <= 1
     report = json.loads((out / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == n_test
+    table = pd.read_csv(out / "classification_report.csv")
+    assert table["class"].tolist() == ["disc", "square", "macro avg", "weighted avg"]
+    assert table.set_index("class").loc["disc", "f1-score"] == pytest.approx(report["disc"]["f1-score"])
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == n_test and (predictions.label == predictions.predicted).mean() == pytest.approx(metrics["accuracy"])
-    for png in ("confusion_matrix.png", "curves.png"):
+    # the confusion matrix sums to the test count, its rows are the true labels and its diagonal the hits
+    matrix = pd.read_csv(out / "confusion_matrix.csv").set_index("true")
+    assert matrix.to_numpy().sum() == n_test and list(matrix.columns) == list(matrix.index) == ["disc", "square"]
+    assert (matrix.sum(axis=1) == predictions.label.value_counts().reindex(matrix.index, fill_value=0)).all()
+    assert sum(matrix.loc[c, c] for c in matrix.index) == (predictions.label == predictions.predicted).sum()
+    # the calibration bins hold every test image, and the error is their weighted gap
+    bins = pd.read_csv(out / "calibration.csv")
+    assert bins["count"].sum() == n_test and len(bins) == 10
+    filled = bins[bins["count"] > 0]
+    ece = ((filled.confidence - filled.accuracy).abs() * filled["count"]).sum() / n_test
+    assert metrics["expected_calibration_error"] == pytest.approx(ece, abs=1e-5)
+    assert pd.read_csv(tmp / "curves/small_cnn.csv").equals(pd.read_csv(tmp / "models/small_cnn/history.csv"))
+    for png in ("confusion_matrix.png", "confusion_matrix_normalized.png", "f1_per_class.png", "curves.png",
+                "mistakes.png", "predictions.png", "calibration.png"):
         with Image.open(out / png) as im:
-            assert im.width > 300 and im.height > 200
+            assert im.width > 300 and im.height > 200, png
+            assert len(np.unique(np.asarray(im.convert("L")))) > 20, f"{png} is blank"
 
 
 def test_oversampled_rows_reach_the_model_transformed(trained):

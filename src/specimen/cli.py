@@ -154,10 +154,15 @@ def _evaluate(p, args=None):
         p.add_argument("model_dir", type=Path, help="e.g. results/models/small_cnn")
         _data_args(p)
         p.add_argument("--out", type=Path, required=True, help="e.g. results/reports/small_cnn")
+        p.add_argument("--curves", type=Path, help="a copy of the training history for DVC's curves plot, "
+                       "e.g. results/curves/small_cnn.csv")
         return
     from specimen.evaluate import evaluate
-    m = evaluate(args.model_dir, args.data, args.index, args.classes, args.out, p["evaluate"]["batch_size"])
-    return f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} on {m['test_images']} test images"
+    m = evaluate(args.model_dir, args.data, args.index, args.classes, args.out, settings=p["evaluate"],
+                 seed=p["seed"], curves_csv=args.curves)
+    top = "".join(f", top-{k.split('_')[1]} {v:.4f}" for k, v in m.items() if k.startswith("top_"))
+    return (f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}{top} on {m['test_images']} test images "
+            f"(calibration error {m['expected_calibration_error']:.3f})")
 
 
 @stage("baselines", "scikit-learn baselines (logistic regression, MLP, linear SVM, random forest) on pixels and features: results/baselines/")

@@ -7,10 +7,10 @@ rule baselines:
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
         features=FEATURES,
-        code=code("baselines", "data", "shards"),
+        code=code("baselines", "evaluate", "figures", "data", "shards"),
     output:
-        summary="results/baselines/summary.csv",
-        plot="results/baselines/summary.png",
+        summary=report("results/baselines/summary.csv", caption="../report/baselines.rst", category="Comparison", labels={"table": "baselines"}),
+        plot=report("results/baselines/summary.png", caption="../report/baselines.rst", category="Comparison", labels={"figure": "baselines"}),
         # one folder per input x model (reports, metrics.json, fit.json): a single output, as in dvc.yaml
         runs=directory("results/baselines/runs"),
     params:

@@ -31,11 +31,11 @@ rule clean:
         code=code("clean", "shards"),
     output:
         index="data/clean/index.csv",
-        removed="data/clean/removed.csv",
+        removed=report("data/clean/removed.csv", caption="../report/removed.rst", category="Data", labels={"table": "removed images"}),
         scores="data/clean/scores.csv",
         summary="data/clean/summary.json",
-        counts="data/clean/class_counts.png",
-        gallery=directory("data/clean/gallery"),
+        counts=report("data/clean/class_counts.png", caption="../report/class_counts.rst", category="Data", labels={"figure": "images per class"}),
+        gallery=report(directory("data/clean/gallery"), patterns=["{name}.png"], caption="../report/removed_gallery.rst", category="Data", labels={"figure": "removed: {name}"}),
     params:
         clean=config["clean"],
         seed=config["seed"],

@@ -30,6 +30,11 @@ wildcard_constraints:
     model="|".join(MODELS),
 
 
+def model_report(figure):
+    """report() placement of one model's figure: under "Models", one subcategory per model."""
+    return dict(category="Models", subcategory="{model}", labels={"model": "{model}", "figure": figure})
+
+
 def code(*modules):
     """The library modules a stage runs: a change to them re-runs the stage (as in dvc.yaml)."""
     return [f"src/specimen/{m}.py" for m in modules]

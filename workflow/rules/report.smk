@@ -12,8 +12,8 @@ rule report:
         raw="data/raw",
         code=code("report"),
     output:
-        comparison="results/report/comparison.csv",
-        plot="results/report/comparison.png",
+        comparison=report("results/report/comparison.csv", caption="../report/comparison_table.rst", category="Comparison", labels={"table": "models and baselines"}),
+        plot=report("results/report/comparison.png", caption="../report/comparison.rst", category="Comparison", labels={"figure": "models and baselines"}),
         summary="results/all",
     params:
         models=MODELS,

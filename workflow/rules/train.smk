@@ -43,16 +43,26 @@ rule evaluate:
         data="data/processed",
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
-        code=code("evaluate", "models", "backbones", "data"),
+        code=code("evaluate", "figures", "models", "backbones", "data", "shards"),
     output:
-        metrics="results/reports/{model}/metrics.json",
+        metrics=report("results/reports/{model}/metrics.json", caption="../report/metrics.rst", **model_report("metrics")),
         report_txt="results/reports/{model}/classification_report.txt",
         report_json="results/reports/{model}/classification_report.json",
-        confusion="results/reports/{model}/confusion_matrix.png",
-        curves="results/reports/{model}/curves.png",
+        report_csv=report("results/reports/{model}/classification_report.csv", caption="../report/classification_report.rst", **model_report("classification report")),
+        confusion_csv="results/reports/{model}/confusion_matrix.csv",
+        confusion=report("results/reports/{model}/confusion_matrix.png", caption="../report/confusion_matrix.rst", **model_report("confusion matrix")),
+        confusion_normalized=report("results/reports/{model}/confusion_matrix_normalized.png", caption="../report/confusion_matrix_normalized.rst", **model_report("confusion matrix, normalised")),
+        f1=report("results/reports/{model}/f1_per_class.png", caption="../report/f1_per_class.rst", **model_report("F1 per class")),
+        curves=report("results/reports/{model}/curves.png", caption="../report/curves.rst", **model_report("training curves")),
+        mistakes=report("results/reports/{model}/mistakes.png", caption="../report/mistakes.rst", **model_report("confident mistakes")),
+        grid=report("results/reports/{model}/predictions.png", caption="../report/predictions.rst", **model_report("predictions")),
+        calibration=report("results/reports/{model}/calibration.png", caption="../report/calibration.rst", **model_report("calibration")),
+        calibration_csv="results/reports/{model}/calibration.csv",
         predictions="results/reports/{model}/predictions.csv",
+        history="results/curves/{model}.csv",
     params:
         evaluate=config["evaluate"],
+        seed=config["seed"],
     resources:
         mem_mb=2000,
     log:
@@ -63,4 +73,4 @@ rule evaluate:
         CONDA_ENV
     shell:
         "specimen evaluate results/models/{wildcards.model} --data {input.data} --index {input.index}"
-        " --classes {input.classes} --out results/reports/{wildcards.model} > {log} 2>&1"
+        " --classes {input.classes} --out results/reports/{wildcards.model} --curves {output.history} > {log} 2>&1"

@@ -14,7 +14,7 @@ rule tune:
     output:
         best="results/tune/{model}/best_params.yaml",
         trials="results/tune/{model}/trials.csv",
-        plot="results/tune/{model}/trials.png",
+        plot=report("results/tune/{model}/trials.png", caption="../report/tune.rst", category="Tuning", subcategory="{model}", labels={"model": "{model}", "figure": "trials"}),
     params:
         tune=config["tune"],
         train=config["train"],
