@@ -13,14 +13,18 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/clean.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/explain.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tune.smk"  # optional: results/tune/<model>/ only when asked for
+include: "workflow/rules/autoencoder.smk"  # optional: results/autoencoder/<class>/ only when asked for
+include: "workflow/rules/search.smk"  # optional: results/search/<target>.csv for each of search.targets
 
 
 rule all:
     input:
         "results/all",
+        SEARCHES,  # results/search/<target>.csv for each of search.targets (none by default)
     default_target: True
 
 

@@ -8,15 +8,17 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # Optional stages: rules no default target needs, whose DVC stages live in a dvc.yaml of their own
 # (that `dvc repro` leaves alone); DVC names such a stage after its file.
-OPTIONAL = {"tune": "tune/dvc.yaml"}
+OPTIONAL = {"tune": "tune/dvc.yaml", "autoencoder": "autoencoder/dvc.yaml"}
 
 
 def optional_targets(workdir: Path) -> list:
     """A file from each optional rule's jobs, one per model: what a user asks Snakemake for."""
     import yaml
 
-    models = yaml.safe_load((workdir / "params.yaml").read_text())["train"]["models"]
-    return [f"results/tune/{m}/best_params.yaml" for m in models]
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    models = params["train"]["models"]
+    return [f"results/tune/{m}/best_params.yaml" for m in models] + [
+        f"results/autoencoder/{params['autoencoder']['class']}/metrics.json"]  # one job: the class in params
 
 
 def snakemake_jobs(workdir: Path, targets=()) -> dict:
@@ -63,7 +65,7 @@ def test_snakemake_and_dvc_describe_the_same_dag():
     """Every DVC stage (all dvc.yaml files) against the jobs of the default target plus the optional ones."""
     smk, dvc = snakemake_jobs(ROOT, ["results/all", *optional_targets(ROOT)]), dvc_stages(ROOT)
     assert set(smk) == set(dvc), "the two DAGs have different stages"
-    assert len(smk) == 12  # download .. evaluate for one model (9 jobs), report, baselines; and tune, optional
+    assert len(smk) == 14  # download .. evaluate, explain for one model (10 jobs), report, baselines; and tune, autoencoder, optional
     for name in sorted(smk):
         s, d = smk[name], dvc[name]
         assert s["cmd"] == d["cmd"], name
@@ -92,8 +94,8 @@ def test_every_param_dvc_lists_is_in_params_yaml():
 def test_the_optional_stages_stay_out_of_the_default_runs():
     """`snakemake` (results/all) and `dvc repro` (./dvc.yaml) plan everything but the optional stages."""
     default = set(snakemake_jobs(ROOT))
-    assert len(default) == 11 and not any(name.startswith(tuple(OPTIONAL.values())) for name in default)
+    assert len(default) == 12 and not any(name.startswith(tuple(OPTIONAL.values())) for name in default)
     out = subprocess.run([BIN / "dvc", "repro", "--dry", "--force"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
     planned = set(re.findall(r"Running stage '([^']+)'", out))
-    assert planned == default  # the same 11: DVC's default target leaves tune/dvc.yaml alone
+    assert planned == default  # the same 12: DVC's default target leaves tune/dvc.yaml alone

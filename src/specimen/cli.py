@@ -165,6 +165,22 @@ def _evaluate(p, args=None):
             f"(calibration error {m['expected_calibration_error']:.3f})")
 
 
+@stage("explain", "what one model looks at: Grad-CAM, feature maps and activation maximisation PNGs in results/explain/<model>/")
+def _explain(p, args=None):
+    if args is None:
+        p.add_argument("model_dir", type=Path, help="e.g. results/models/small_cnn")
+        _data_args(p)
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/explain/small_cnn")
+        return
+    from specimen.explain import explain
+    s = explain(args.model_dir, args.data, args.index, args.classes, args.out, p["explain"], p["seed"])
+    am = s["activation_max"]["classes"]
+    return (f"Grad-CAM on {s['gradcam']['layer']} for {len(s['gradcam']['samples'])} test images, feature maps of "
+            f"{', '.join(s['feature_maps']['layers'])}, {len(am)} classes maximised (mean probability "
+            f"{sum(c['start_probability'] for c in am.values()) / len(am):.2f} -> "
+            f"{sum(c['final_probability'] for c in am.values()) / len(am):.2f}) in {args.out}")
+
+
 @stage("baselines", "scikit-learn baselines (logistic regression, MLP, linear SVM, random forest) on pixels and features: results/baselines/")
 def _baselines(p, args=None):
     if args is None:
@@ -196,10 +212,11 @@ def _report(p, args=None):
         p.add_argument("--out", type=Path, required=True, help="e.g. results/report")
         p.add_argument("--summary", type=Path, required=True, help="e.g. results/all")
         p.add_argument("--baselines", type=Path, help="the baselines' summary.csv, e.g. results/baselines/summary.csv")
+        p.add_argument("--explain", type=Path, help="explain's folders, e.g. results/explain")
         return
     from specimen.report import report
     s = report(p["train"]["models"], args.reports, args.models, args.data, args.clean, args.raw, args.out, args.summary,
-               baselines=args.baselines)
+               baselines=args.baselines, explain=args.explain)
     best = s["models"][s["best_model"]]
     return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary}"
 
@@ -216,6 +233,60 @@ def _tune(p, args=None):
     t, best, monitor = r["trials"], r["best"], r["monitor"]
     return (f"{(t.status == 'COMPLETED').sum()} of {len(t)} trials finished; best {monitor} {best[monitor]:.4f} "
             f"(trial {int(best['trial'])}); see {args.out / 'best_params.yaml'}")
+
+
+@stage("predict", "tool: the top-k classes of an image or a folder of images, preprocessed as the model's training data was")
+def _predict(p, args=None):
+    if args is None:
+        p.add_argument("model", help="a model folder (holding model.keras and meta.json), or a name under results/models/")
+        p.add_argument("target", type=Path, metavar="IMAGE_OR_DIR", help="an image, or a folder searched recursively")
+        p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5, at most the number of classes)")
+        p.add_argument("--out", type=Path, help="write the rows to this CSV instead of printing a table")
+        return
+    from specimen.predict import predict, table
+    rows = predict(args.model, args.target, args.top_k, args.out, max_pixels=p["image"]["max_pixels"])
+    if args.out is None:
+        print(table(rows))
+    errors = int(rows.error.astype(bool).sum())
+    where = f" into {args.out}" if args.out else ""
+    return f"{len(rows) - errors} of {len(rows)} files predicted{where}; {errors} unreadable (see their error column)"
+
+
+@stage("autoencoder", "optional: a denoising convolutional autoencoder of one class, its reconstructions and generated images: results/autoencoder/<class>/")
+def _autoencoder(p, args=None):
+    if args is None:
+        p.add_argument("model_dir", type=Path, help="the classifier that scores the generated images, e.g. results/models/small_cnn")
+        _data_args(p)
+        p.add_argument("--out", type=Path, required=True, help="e.g. results/autoencoder/0 (the class in autoencoder.class)")
+        return
+    from specimen.autoencoder import autoencoder
+    m = autoencoder(args.model_dir, args.data, args.index, args.classes, args.out, p["autoencoder"], p["seed"])
+    return (f"class {m['class']}: test MSE {m['reconstruction_mse']:.5f} denoised vs {m['noisy_mse']:.5f} noisy; "
+            f"the classifier calls {m['generated_accuracy']:.1%} of {m['generated_images']} generated images "
+            f"{m['class']} (see {args.out})")
+
+
+@stage("search", "tool: the images of a folder or zip nearest to an image, by colour histogram (or clip/vgg16 features): a filename,distance table")
+def _search(p, args=None):
+    if args is None:
+        p.add_argument("target", help="an image file, or a file name or path inside --data (e.g. roses/12.jpg)")
+        p.add_argument("--data", type=Path, required=True, help="a folder of images or a zip, e.g. data/extracted")
+        p.add_argument("-n", type=int, help="how many nearest images to list after the target (default: search.n)")
+        p.add_argument("--features", help="histogram, clip, vgg16 or another keras.applications backbone "
+                       "(default: search.features; networks use embed.weights, embed.input_size)")
+        p.add_argument("--out", type=Path, help="write the table to this CSV instead of printing it, "
+                       "e.g. results/search/12.jpg.csv")
+        return
+    from specimen.search import search
+    s = p["search"]
+    r = search(args.target, args.data, args.out, s["n"] if args.n is None else args.n, args.features or s["features"],
+               image=p["image"], embed=p["embed"])
+    if args.out is None:
+        print(r["table"].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    files = "file" if r["skipped"] == 1 else "files"
+    skipped = f", {r['skipped']} other {files} skipped (not images OpenCV can read)" if r["skipped"] else ""
+    where = f"; table in {args.out}" if args.out else ""
+    return f"{len(r['table']) - 1} nearest of {r['images']} images in {args.data} to {r['target']}{skipped}{where}"
 
 
 @stage("dvc-commit", "record finished artefacts in dvc.lock and the DVC cache (Snakemake runs this on success)")

@@ -129,6 +129,15 @@ def _clip(preset: str):
     return features, backbone.vision_projection.units
 
 
+def network(extractor: str, size, *, weights: str = "imagenet", clip_preset: str = "clip_vit_base_patch32"):
+    """A network extractor, built as embed builds it: ``clip`` (``clip_preset``), or a keras.applications
+    backbone fed [H, W] = `size` images with `weights`. Returns (features(rows, images), dim):
+    uint8 (n, h, w, 1 or 3) images in, float32 (n, dim) out (``rows`` is unused). search uses it."""
+    if extractor == "clip":
+        return _clip(clip_preset)
+    return _backbone(extractor, weights, tuple(size))
+
+
 def embed(processed: Path, out_path: Path, extractor: str = "histogram", *, batch_size: int = 64,
           weights: str = "imagenet", clip_preset: str = "clip_vit_base_patch32", input_size=None) -> np.ndarray:
     """Embed every image of processed/index.csv in index order; write and return the N x D features."""

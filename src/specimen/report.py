@@ -70,7 +70,8 @@ def comparison(models: list[str], reports: Path, model_dirs: Path, baselines: Pa
 
 
 def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, clean_dir: Path,
-           raw: Path, out_dir: Path, summary_path: Path, baselines: Path | None = None) -> dict:
+           raw: Path, out_dir: Path, summary_path: Path, baselines: Path | None = None,
+           explain: Path | None = None) -> dict:
     table = comparison(models, reports, model_dirs, baselines)
     write_csv(out_dir / "comparison.csv", table)
     plot_comparison(table, out_dir / "comparison.png")
@@ -96,6 +97,7 @@ def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, 
             "manifest": "data/interim/manifest.csv", "processed": str(processed), "clean": str(clean_dir),
             "models": {m: str(model_dirs / m / "model.keras") for m in models},
             "reports": {m: str(reports / m) for m in models},
+            "explain": {m: str(explain / m) for m in models} if explain is not None else None,
             "baselines": str(baselines) if baselines is not None else None,
             "comparison": str(out_dir / "comparison.csv"),
         },

@@ -35,6 +35,13 @@ def model_report(figure):
     return dict(category="Models", subcategory="{model}", labels={"model": "{model}", "figure": figure})
 
 
+def search_settings(config):
+    """What a search's result depends on: network features also on image.* and embed.*."""
+    s = config["search"]
+    networks = {"image": config["image"], "embed": config["embed"]} if s["features"] != "histogram" else {}
+    return {"n": s["n"], "features": s["features"], **networks}
+
+
 def code(*modules):
     """The library modules a stage runs: a change to them re-runs the stage (as in dvc.yaml)."""
     return [f"src/specimen/{m}.py" for m in modules]

@@ -5,6 +5,7 @@ rule report:
     input:
         metrics=expand("results/reports/{model}/metrics.json", model=MODELS),
         meta=expand("results/models/{model}/meta.json", model=MODELS),
+        explain=expand("results/explain/{model}/explain.json", model=MODELS),
         baselines="results/baselines/summary.csv",
         processed="data/processed",
         clean_index="data/clean/index.csv",
@@ -25,5 +26,5 @@ rule report:
         CONDA_ENV
     shell:
         "specimen report --reports results/reports --models results/models --data {input.processed}"
-        " --clean data/clean --raw {input.raw} --baselines {input.baselines} --out results/report"
+        " --clean data/clean --raw {input.raw} --baselines {input.baselines} --explain results/explain --out results/report"
         " --summary {output.summary} > {log} 2>&1"
