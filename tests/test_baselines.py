@@ -60,7 +60,8 @@ def test_every_baseline_and_input_writes_its_files_and_one_summary_row(data, res
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(f"{i}_{m}" for i in FAST["inputs"] for m in FAST["models"])
     for run_dir in (out / "runs").iterdir():
         assert sorted(p.name for p in run_dir.iterdir()) == [
-            "classification_report.json", "classification_report.txt", "fit.json", "metrics.json"]
+            "classification_report.csv", "classification_report.json", "classification_report.txt",
+            "confusion_matrix.csv", "fit.json", "metrics.json"]
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "test_images"}  # no timings
         row = summary[summary["input"].str.split(":").str[0] + "_" + summary.model == run_dir.name].iloc[0]
@@ -130,7 +131,7 @@ def test_same_inputs_give_the_same_bytes(data, results):
     again = data / "again"
     run_baselines(data, again)
     files = sorted(p.relative_to(out / "runs") for p in (out / "runs").rglob("*") if p.is_file())
-    assert len(files) == 8 * 4
+    assert len(files) == 8 * 6
     for f in files:
         assert (out / "runs" / f).read_bytes() == (again / "runs" / f).read_bytes(), f
     assert (out / "summary.png").read_bytes() == (again / "summary.png").read_bytes()

@@ -2,17 +2,22 @@
 
 One project runs under Snakemake and another under DVC, in two folders: both must produce
 byte-identical data artefacts, each tool must then see the other's work as up to date, and a
-change to train.* must re-run only train, evaluate and report. The optional tune stage runs only
+change to train.* must re-run only train, evaluate, explain and report. The optional tune stage runs only
 when asked for, and `dvc exp run -S` sweeps (in the workspace and queued) re-run only what they touch.
 """
 import json
 import re
+import shutil
+import subprocess
 import zipfile
+from html import unescape as html_unescape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from tests.conftest import make_project, run
 
@@ -69,8 +74,12 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     metrics = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
     assert summary["models"]["small_cnn"]["accuracy"] == metrics["accuracy"]
     assert metrics["test_images"] == (kept.split == "test").sum()
-    for f in ("classification_report.txt", "confusion_matrix.png", "curves.png", "predictions.csv"):
+    for f in ("classification_report.txt", "classification_report.csv", "confusion_matrix.csv", "confusion_matrix.png",
+              "confusion_matrix_normalized.png", "f1_per_class.png", "curves.png", "mistakes.png", "predictions.png",
+              "calibration.png", "calibration.csv", "predictions.csv"):
         assert (p / "results/reports/small_cnn" / f).stat().st_size > 0
+    assert pd.read_csv(p / "results/reports/small_cnn/confusion_matrix.csv").iloc[:, 1:].to_numpy().sum() == metrics["test_images"]
+    assert {"top_3_accuracy", "top_5_accuracy", "expected_calibration_error"} <= set(metrics)  # ten classes
     assert (p / "results/report/comparison.png").stat().st_size > 0
     assert len(list((p / "data/processed/shards").iterdir())) == -(-len(manifest) // 1024)  # a shard per 1024 rows
     assert {x.name for x in (p / "logs/benchmarks").iterdir()} >= {"clean.tsv", "download.tsv", "train", "evaluate"}
@@ -80,12 +89,63 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
 
 def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], snakemade).stdout
-    # the whole repository: only the optional tune stage (tune/dvc.yaml), which results/all does not run
-    assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {"tune/dvc.yaml:tune@small_cnn"}
+    # the whole repository: only the optional stages (tune/dvc.yaml, autoencoder/dvc.yaml), which results/all does not run
+    assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {
+        "tune/dvc.yaml:tune@small_cnn", "autoencoder/dvc.yaml:autoencoder"}
     assert not (snakemade / "results/tune").exists()
     assert (snakemade / "dvc.lock").is_file()
     assert planned_jobs(snakemade) == set()
     assert dvc_would_run(snakemade) == set()
+
+
+def chromium(*args) -> subprocess.CompletedProcess:
+    """Debian's chromium, headless (as root it needs --no-sandbox), with time for the page's scripts."""
+    assert shutil.which("chromium"), "the report test needs Debian's chromium: apt-get install chromium"
+    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=20000", *args], capture_output=True, text=True, timeout=180)
+
+
+# Clicks a link of the report as a reader would, and keeps the text the page then shows.
+CLICK = """<script>
+setTimeout(() => {
+  const link = [...document.querySelectorAll("a")].find(a => a.textContent.trim() === %s);
+  if (link) link.click();
+  setTimeout(() => { document.body.dataset.seen = link ? document.getElementById("app").textContent : "no link"; }, 1500);
+}, 3000);
+</script>"""
+
+
+def report_section(html: str, name: str, folder: Path) -> str:
+    """The text of the report's page after a click on `name`, as headless Chromium rendered it."""
+    page = folder / f"report-{name}.html"
+    head, tail = html.rsplit("</body>", 1)  # the page's own end (its scripts hold the string too)
+    page.write_text(head + CLICK % json.dumps(name) + "</body>" + tail)
+    dom = chromium("--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return html_unescape(re.search(r'data-seen="([^"]*)"', dom.stdout).group(1))
+
+
+def test_the_html_report_renders_every_section_in_chromium(snakemade, tmp_path):
+    """`snakemake --report` on the finished run, opened in headless Chromium: its scripts draw the
+    sections, and clicking each one (as a reader would) lists its figures and tables; a screenshot
+    of the front page is not blank."""
+    run(["snakemake", "--report", "results/report.html"], snakemade, timeout=600)
+    html = (snakemade / "results/report.html").read_text()
+    expected = {"Models": ["small_cnn", "confusion matrix", "confusion matrix, normalised", "F1 per class", "training curves",
+                           "confident mistakes", "predictions", "calibration", "metrics", "classification report",
+                           "Grad-CAM", "feature maps", "activation maximisation"],
+                "Comparison": ["models and baselines", "baselines"],
+                "Data": ["images per class", "removed images", "removed: duplicate", "removed: outlier"],
+                "Workflow": ["cross-split leaks (clean)"]}  # workflow/report/workflow.rst
+    for section, labels in expected.items():
+        seen = report_section(html, section, tmp_path)
+        for label in labels:
+            assert label in seen, f"{section}: {label} not shown"
+    shot = tmp_path / "report.png"
+    assert chromium(f"--screenshot={shot}", "--window-size=1400,1000", (snakemade / "results/report.html").as_uri()).returncode == 0
+    with Image.open(shot) as im:
+        grey = np.asarray(im.convert("L"))
+    assert grey.shape == (1000, 1400) and grey.std() > 10  # drawn, not a blank page
 
 
 def test_the_tune_stage_runs_when_asked_for_and_dvc_records_it(snakemade):
@@ -97,19 +157,19 @@ def test_the_tune_stage_runs_when_asked_for_and_dvc_records_it(snakemade):
     assert len(trials) == 2 and set(trials.status) == {"COMPLETED"}
     assert set(yaml.safe_load((snakemade / target).read_text())) == {"learning_rate", "small_cnn"}  # small_cnn: its dense units and dropout
     assert not (snakemade / "logs/tune/small_cnn").exists()  # the search's state, once the outputs are written
-    # Snakemake's dvc-commit recorded it in tune/dvc.lock: the whole repository is clean, DVC has nothing to run
-    assert "up to date" in run(["dvc", "status"], snakemade).stdout
+    # Snakemake's dvc-commit recorded it in tune/dvc.lock: DVC has nothing of it to run
+    assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {"autoencoder/dvc.yaml:autoencoder"}
     assert "tune@small_cnn" in yaml.safe_load((snakemade / "tune/dvc.lock").read_text())["stages"]
     assert "Running stage" not in run(["dvc", "repro", "--dry", "tune/dvc.yaml"], snakemade).stdout
 
 
-def test_changing_train_epochs_reruns_only_train_evaluate_report(snakemade):
+def test_changing_train_epochs_reruns_only_train_evaluate_explain_report(snakemade):
     params = snakemade / "params.yaml"
     params.write_text(params.read_text().replace("epochs: 3", "epochs: 4"))
-    assert planned_jobs(snakemade) == {"train", "evaluate", "report"}
+    assert planned_jobs(snakemade) == {"train", "evaluate", "explain", "report"}
     # DVC decides as it goes (a dry run only lists the stage whose params changed): run it.
     out = run(["dvc", "repro"], snakemade, timeout=600).stdout
-    assert set(re.findall(r"Running stage '([^']+)'", out)) == {"train@small_cnn", "evaluate@small_cnn", "report"}
+    assert set(re.findall(r"Running stage '([^']+)'", out)) == {"train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "report"}
     assert set(re.findall(r"Stage '([^']+)' didn't change, skipping", out)) == DATA_STAGES | {"baselines"}
     assert len(pd.read_csv(snakemade / "results/models/small_cnn/history.csv")) <= 4
 
@@ -160,14 +220,47 @@ def reran(log: str) -> tuple:
             set(re.findall(r"Stage '([^']+)' didn't change, skipping", log)))
 
 
+METRICS = {"accuracy", "macro_f1", "weighted_f1", "top_3_accuracy", "top_5_accuracy", "expected_calibration_error",
+           "test_images"}
+
+
+def check_dvc_metrics_and_plots(p: Path, committed: dict):
+    """After a workspace experiment: `dvc metrics show` and `diff` against the commit, and `dvc plots
+    show` with DVC's templates (the curves of every model, the confusion matrix, evaluate's images)."""
+    now = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], p).stdout)
+    assert shown[""]["data"]["results/reports/small_cnn/metrics.json"]["data"] == now
+    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], p).stdout)["results/reports/small_cnn/metrics.json"]
+    assert set(diff) == METRICS
+    assert all(diff[k]["old"] == committed[k] and diff[k]["new"] == now[k] for k in METRICS)
+
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], p).stdout)["data"]
+    curves = plots["results/curves/small_cnn.csv"][0]["content"]
+    history = pd.read_csv(p / "results/models/small_cnn/history.csv")
+    values = curves["data"]["values"]
+    assert {v["field"] for v in values} == {"accuracy", "val_accuracy"} and len(values) == 2 * len(history)
+    assert curves["encoding"]["x"]["field"] == "epoch"
+    confusion = plots["results/reports/small_cnn/predictions.csv"][0]["content"]
+    assert len(confusion["data"]["values"]) == now["test_images"]
+    encoding = confusion["spec"]["encoding"]  # DVC's confusion template: counts of (label, predicted) pairs
+    assert (encoding["x"]["field"], encoding["y"]["field"]) == ("predicted", "label")
+    for png in ("confusion_matrix.png", "curves.png", "calibration.png", "mistakes.png"):
+        assert plots[f"results/reports/small_cnn/{png}"][0]["type"] == "image", png
+    run(["dvc", "plots", "show", "--out", str(p.parent / "plots-html")], p)
+    page = (p.parent / "plots-html/index.html").read_text()
+    assert "vega" in page and "small_cnn/curves.png" in page
+
+
 def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     """Last in this file: it leaves the DVC project with an experiment applied."""
     p = dvc_made
     run(["git", "add", "dvc.lock"], p)  # as a user commits what `dvc repro` recorded
     run(["git", "commit", "-q", "-m", "dvc repro"], p)
-    touched = {"train@small_cnn", "evaluate@small_cnn", "report"}
+    touched = {"train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "report"}
+    committed = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
     out = run(["dvc", "exp", "run", "-S", "train.epochs=2"], p, timeout=600).stdout
     assert reran(out) == (touched, DATA_STAGES | {"baselines"})
+    check_dvc_metrics_and_plots(p, committed)
     for epochs in (1, 4):  # a sweep, queued, then run in temporary copies of the project
         run(["dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}"], p)
     run(["dvc", "exp", "run", "--run-all"], p, timeout=900)
@@ -175,7 +268,7 @@ def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     exps = experiments(p)
     assert sorted(epochs for epochs, _ in exps.values()) == [1, 2, 4]
     for name, (epochs, metrics) in exps.items():
-        assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "test_images"} and 0 <= metrics["accuracy"] <= 1
+        assert set(metrics) == METRICS and 0 <= metrics["accuracy"] <= 1
         if epochs != 2:  # the queued ones: each log says what ran
             assert reran(run(["dvc", "queue", "logs", name], p).stdout) == (touched, DATA_STAGES | {"baselines"}), name
     name = next(n for n, (epochs, _) in exps.items() if epochs == 4)

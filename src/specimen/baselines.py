@@ -157,7 +157,7 @@ def score(model, x, y_true, classes: list[str], out_dir: Path) -> dict:
 
     with threadpool_limits(limits=1, user_api="blas"):  # as in fit: the same floats whatever the cores
         y_pred = model.predict(x)
-    return write_scores(y_true, y_pred, classes, out_dir)
+    return write_scores(y_true, y_pred, classes, out_dir, pictures=False)
 
 
 def plot_summary(summary: pd.DataFrame, path: Path) -> None:

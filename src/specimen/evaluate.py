@@ -114,11 +114,13 @@ def _rounded(obj):
     return round(float(obj), 6) if isinstance(obj, (float, np.floating)) else obj
 
 
-def write_scores(y_true, y_pred, classes: list[str], out_dir: Path, extra: dict | None = None) -> dict:
-    """classification_report.txt, .json and .csv (scikit-learn), confusion_matrix.csv and .png
-    (counts) and _normalized.png, f1_per_class.png, and metrics.json (accuracy, macro and weighted
-    F1, `extra`, test count) for class ids `y_pred` against `y_true`; the same for a trained model
-    and for a baseline. Returns the metrics."""
+def write_scores(y_true, y_pred, classes: list[str], out_dir: Path, extra: dict | None = None,
+                 pictures: bool = True) -> dict:
+    """classification_report.txt, .json and .csv (scikit-learn), confusion_matrix.csv, metrics.json
+    (accuracy, macro and weighted F1, `extra`, test count) and, with `pictures`, confusion_matrix.png
+    (counts) and _normalized.png and f1_per_class.png, for class ids `y_pred` against `y_true`: the
+    same for a trained model and for a baseline (whose pictures are left out: eight per run would
+    only repeat summary.png). Returns the metrics."""
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
     labels = list(range(len(classes)))
@@ -133,9 +135,10 @@ def write_scores(y_true, y_pred, classes: list[str], out_dir: Path, extra: dict 
     frame = pd.DataFrame(matrix, columns=classes)
     frame.insert(0, "true", classes)  # rows: true classes; columns: predicted
     write_csv(out_dir / "confusion_matrix.csv", frame)
-    figures.save(figures.confusion(matrix, classes), out_dir / "confusion_matrix.png")
-    figures.save(figures.confusion(matrix, classes, normalized=True), out_dir / "confusion_matrix_normalized.png")
-    figures.save(figures.f1_bars(report, classes), out_dir / "f1_per_class.png")
+    if pictures:
+        figures.save(figures.confusion(matrix, classes), out_dir / "confusion_matrix.png")
+        figures.save(figures.confusion(matrix, classes, normalized=True), out_dir / "confusion_matrix_normalized.png")
+        figures.save(figures.f1_bars(report, classes), out_dir / "f1_per_class.png")
     metrics = {"accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
                "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
                "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
