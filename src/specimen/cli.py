@@ -125,6 +125,13 @@ def _data_args(p):
     p.add_argument("--classes", type=Path, required=True, help="e.g. data/interim/classes.json")
 
 
+def _model_data_args(p, out_example: str, model_help: str = "e.g. results/models/small_cnn"):
+    """What evaluate, explain and autoencoder read: a trained model's folder and the data; and where to write."""
+    p.add_argument("model_dir", type=Path, help=model_help)
+    _data_args(p)
+    p.add_argument("--out", type=Path, required=True, help=f"e.g. {out_example}")
+
+
 def _training_args(p, out_example: str):
     """What train and tune both read: the model's name, the data, balance's rows and weights."""
     p.add_argument("model", help="a name from train.models, e.g. small_cnn")
@@ -151,9 +158,7 @@ def _train(p, args=None):
 @stage("evaluate", "score one model on the test split: results/reports/<model>/")
 def _evaluate(p, args=None):
     if args is None:
-        p.add_argument("model_dir", type=Path, help="e.g. results/models/small_cnn")
-        _data_args(p)
-        p.add_argument("--out", type=Path, required=True, help="e.g. results/reports/small_cnn")
+        _model_data_args(p, "results/reports/small_cnn")
         p.add_argument("--curves", type=Path, help="a copy of the training history for DVC's curves plot, "
                        "e.g. results/curves/small_cnn.csv")
         return
@@ -168,9 +173,7 @@ def _evaluate(p, args=None):
 @stage("explain", "what one model looks at: Grad-CAM, feature maps and activation maximisation PNGs in results/explain/<model>/")
 def _explain(p, args=None):
     if args is None:
-        p.add_argument("model_dir", type=Path, help="e.g. results/models/small_cnn")
-        _data_args(p)
-        p.add_argument("--out", type=Path, required=True, help="e.g. results/explain/small_cnn")
+        _model_data_args(p, "results/explain/small_cnn")
         return
     from specimen.explain import explain
     s = explain(args.model_dir, args.data, args.index, args.classes, args.out, p["explain"], p["seed"])
@@ -255,9 +258,8 @@ def _predict(p, args=None):
 @stage("autoencoder", "optional: a denoising convolutional autoencoder of one class, its reconstructions and generated images: results/autoencoder/<class>/")
 def _autoencoder(p, args=None):
     if args is None:
-        p.add_argument("model_dir", type=Path, help="the classifier that scores the generated images, e.g. results/models/small_cnn")
-        _data_args(p)
-        p.add_argument("--out", type=Path, required=True, help="e.g. results/autoencoder/0 (the class in autoencoder.class)")
+        _model_data_args(p, "results/autoencoder/0 (the class in autoencoder.class)",
+                         "the classifier that scores the generated images, e.g. results/models/small_cnn")
         return
     from specimen.autoencoder import autoencoder
     m = autoencoder(args.model_dir, args.data, args.index, args.classes, args.out, p["autoencoder"], p["seed"])
