@@ -174,6 +174,57 @@ def test_changing_train_epochs_reruns_only_train_evaluate_explain_report(snakema
     assert len(pd.read_csv(snakemade / "results/models/small_cnn/history.csv")) <= 4
 
 
+def artefacts(project: Path) -> dict:
+    """{path: bytes} of every file DVC versions in the main DAG (its outs, as dvc.lock lists them)."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    found = {}
+    for stage in lock.values():
+        for out in stage.get("outs", []):
+            path = project / out["path"]
+            files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+            found.update({f.relative_to(project).as_posix(): f.read_bytes() for f in files
+                          if f.name != ".snakemake_timestamp"})
+    return found
+
+
+def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back_byte_identical(
+        snakemade, tmp_path, isolated_home):
+    """`dvc push` to the remote named in .dvc/config (a local folder, as a shared drive would be), and
+    to an SSH remote on a real sshd; a teammate's fresh clone pulls from each and gets every
+    artefact of the main DAG, byte for byte, and `dvc status dvc.yaml` is clean there."""
+    from tests.sshd import sshd
+
+    p = snakemade
+    built = artefacts(p)
+    assert len(built) > 1500 and "results/models/small_cnn/model.keras" in built
+    run(["dvc", "remote", "add", "--default", "storage", str(tmp_path / "storage")], p)
+    run(["git", "add", "-A", ".dvc/config", "dvc.lock", "params.yaml"], p)
+    run(["git", "commit", "-q", "-m", "run and remote"], p)
+    assert re.search(r"\d+ files? pushed", run(["dvc", "push"], p, timeout=600).stdout)
+
+    def teammate(name: str, *pull) -> Path:
+        clone = tmp_path / name
+        run(["git", "clone", "-q", str(p), str(clone)], tmp_path)
+        run(["dvc", "pull", *pull], clone, timeout=600)
+        assert artefacts(clone) == built  # every artefact, byte-identical
+        assert "up to date" in run(["dvc", "status", "dvc.yaml"], clone).stdout
+        return clone
+
+    teammate("from-folder")
+    with sshd(tmp_path / "sshd", isolated_home) as server:
+        url = f"ssh://{server.user}@{server.host}:{server.port}{tmp_path / 'ssh-storage'}"
+        run(["dvc", "remote", "add", "ssh", url], p)
+        run(["dvc", "remote", "modify", "--local", "ssh", "keyfile", str(server.key)], p)  # a key is personal
+        assert re.search(r"\d+ files? pushed", run(["dvc", "push", "-r", "ssh"], p, timeout=600).stdout)
+        run(["git", "commit", "-q", "-am", "ssh remote"], p)
+        clone = tmp_path / "from-ssh"
+        run(["git", "clone", "-q", str(p), str(clone)], tmp_path)
+        run(["dvc", "remote", "modify", "--local", "ssh", "keyfile", str(server.key)], clone)
+        run(["dvc", "pull", "-r", "ssh"], clone, timeout=600)
+        assert artefacts(clone) == built
+        assert "up to date" in run(["dvc", "status", "dvc.yaml"], clone).stdout
+
+
 def test_dvc_repro_gives_byte_identical_data_in_another_folder(snakemade, dvc_made):
     a, b = data_files(snakemade), data_files(dvc_made)
     assert sorted(a) == sorted(b) and len(a) > 1500
