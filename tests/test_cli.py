@@ -5,7 +5,7 @@ import yaml
 from tests.conftest import ROOT, make_project, run
 
 STAGES = ["download", "extract", "ingest", "preprocess", "embed", "clean", "balance", "train", "evaluate", "explain", "baselines", "tune", "report",
-          "predict", "autoencoder", "search"]
+          "predict", "autoencoder", "search", "pull"]
 
 
 def test_help_lists_every_stage_and_each_stage_says_what_it_reads_and_writes(tmp_path):

@@ -191,7 +191,8 @@ def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back
         snakemade, tmp_path, isolated_home):
     """`dvc push` to the remote named in .dvc/config (a local folder, as a shared drive would be), and
     to an SSH remote on a real sshd; a teammate's fresh clone pulls from each and gets every
-    artefact of the main DAG, byte for byte, and `dvc status dvc.yaml` is clean there."""
+    artefact of the main DAG, byte for byte, and `dvc status dvc.yaml` is clean there. With
+    `specimen pull`, Snakemake too has nothing to do; pulling one model leaves it only the rest."""
     from tests.sshd import sshd
 
     p = snakemade
@@ -210,7 +211,23 @@ def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back
         assert "up to date" in run(["dvc", "status", "dvc.yaml"], clone).stdout
         return clone
 
-    teammate("from-folder")
+    plain = teammate("from-folder")
+    # DVC keeps no file times: after a plain `dvc pull`, Snakemake's times say everything is stale...
+    assert "train" in planned_jobs(plain) and "extract" in planned_jobs(plain)
+    # ...`specimen pull` pulls, then marks what it pulled current (snakemake --touch, in the DAG's order)
+    clone = tmp_path / "specimen-pull"
+    run(["git", "clone", "-q", str(p), str(clone)], tmp_path)
+    out = run(["specimen", "pull"], clone, timeout=600).stdout
+    assert "12 stages current for Snakemake" in out
+    assert artefacts(clone) == built and planned_jobs(clone) == set()
+    assert "up to date" in run(["dvc", "status", "dvc.yaml"], clone).stdout
+    # pulling the model (and what it was trained from) leaves Snakemake only what was not pulled
+    clone = tmp_path / "models-only"
+    run(["git", "clone", "-q", str(p), str(clone)], tmp_path)
+    run(["specimen", "pull", "train@small_cnn"], clone, timeout=600)
+    assert (clone / "results/models/small_cnn/model.keras").read_bytes() == built["results/models/small_cnn/model.keras"]
+    assert not (clone / "results/reports").exists()
+    assert planned_jobs(clone) == {"evaluate", "explain", "baselines", "report"}
     with sshd(tmp_path / "sshd", isolated_home) as server:
         url = f"ssh://{server.user}@{server.host}:{server.port}{tmp_path / 'ssh-storage'}"
         run(["dvc", "remote", "add", "ssh", url], p)

@@ -291,6 +291,20 @@ def _search(p, args=None):
     return f"{len(r['table']) - 1} nearest of {r['images']} images in {args.data} to {r['target']}{skipped}{where}"
 
 
+@stage("pull", "a teammate's pull: dvc pull (TARGETS with what they need, or everything), then mark it current for Snakemake")
+def _pull(p, args=None):
+    if args is None:
+        p.add_argument("targets", nargs="*", help="DVC stages or outputs, e.g. train@small_cnn or results/models/small_cnn/model.keras "
+                       "(pulled with every stage they depend on); none: everything")
+        p.add_argument("-r", "--remote", help="the DVC remote to pull from (default: the one .dvc/config names)")
+        return
+    from specimen.dvcsync import pull
+    r = pull(Path.cwd(), args.targets, args.remote)
+    stale = f"; differ from dvc.lock, left as they are: {', '.join(r['stale'])}" if r["stale"] else ""
+    return (f"{r['fetched']} files fetched; {len(r['current'])} stages current for Snakemake{stale}"
+            + (f"; not pulled: {', '.join(r['missing'])}" if r["missing"] else ""))
+
+
 @stage("dvc-commit", "record finished artefacts in dvc.lock and the DVC cache (Snakemake runs this on success)")
 def _dvc_commit(p, args=None):
     if args is None:
@@ -310,7 +324,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"specimen {__version__}")
     subs = top.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, (help, func) in STAGES.items():
-        module = name if name != "dvc-commit" else "dvcsync"
+        module = name if name not in ("dvc-commit", "pull") else "dvcsync"
         sub = subs.add_parser(name, help=help, description=_module_doc(module) or help,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--params", type=Path, default=Path(os.environ.get("SPECIMEN_PARAMS", "params.yaml")),

@@ -1,8 +1,16 @@
-"""dvc-commit: after Snakemake has built artefacts, record them in dvc.lock and the DVC cache.
+"""Keeping DVC and Snakemake in step: ``specimen dvc-commit`` and ``specimen pull``.
 
+dvc-commit: after Snakemake has built artefacts, record them in dvc.lock and the DVC cache.
 Snakemake runs the stages; DVC versions what they wrote. Committing every DVC stage whose
 outputs all exist makes ``dvc status`` clean and ``dvc push`` share them, without running
 anything again. Stages not yet run (outputs missing) are left alone and listed.
+
+pull: ``dvc pull`` (of TARGETS and what they depend on, or of everything), then mark what was
+pulled current for Snakemake. DVC does not keep file times, and Snakemake decides by them: after a
+plain ``dvc pull`` in a fresh clone, ``snakemake -n`` would plan the whole DAG again. So every
+stage whose outputs are all there and match dvc.lock (``dvc status``) has its outputs touched in
+the DAG's order (``snakemake --touch``); then ``snakemake -n results/all`` plans only what was not
+pulled. A stage whose files differ from dvc.lock is left alone, and listed.
 """
 from __future__ import annotations
 
@@ -32,3 +40,35 @@ def _commit(Repo, root: Path) -> tuple[list[str], list[str]]:
             # which Snakemake compares with its logs) as Snakemake wrote them.
             repo.commit(name, force=True, relink=False)
     return done, missing
+
+
+def pull(root: Path, targets: list[str], remote: str | None = None) -> dict:
+    """Pull, then touch the outputs of every complete, up-to-date stage for Snakemake. Returns
+    {"fetched": files, "current": [stages], "stale": [stages], "missing": [stages]}."""
+    import subprocess
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from specimen import SpecimenError
+
+    try:
+        with Repo(str(root)) as repo:
+            result = repo.pull(targets=targets or None, remote=remote, with_deps=bool(targets))
+            changed = set(repo.status())
+            stages = [s for s in repo.index.stages if s.cmd]
+            complete = [s for s in stages if all(out.exists for out in s.outs)]
+            current = [s for s in complete if s.addressing not in changed]
+            outs = [str(out.def_path) for s in current for out in s.outs]
+    except DvcException as e:
+        raise SpecimenError(f"dvc pull: {str(e).splitlines()[0]}") from None
+    if outs:
+        done = subprocess.run(["snakemake", "--touch", "--cores", "1", *outs], cwd=root, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SpecimenError(f"snakemake --touch failed: {last}")
+    names = {s.addressing for s in complete}
+    return {"fetched": result["stats"]["fetched"], "current": [s.addressing for s in current],
+            "stale": sorted(names - {s.addressing for s in current}),
+            "missing": sorted(s.addressing for s in stages if s.addressing not in names)}
