@@ -1,7 +1,6 @@
 """Each stage on tiny inputs built here: what it writes, what it refuses, what it accounts for."""
 import io
 import json
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path

@@ -14,7 +14,7 @@ from specimen.models import augmentation, build
 from specimen.preprocess import preprocess
 from specimen.train import train
 from tests.test_clean import clean_params
-from tests.test_stages import SPLIT, prepared
+from tests.test_stages import prepared
 
 TRAIN = {"epochs": 4, "batch_size": 8, "learning_rate": 0.003, "patience": 10, "deterministic": True,
          "mixed_precision": "off", "augment": {"flip": "none", "rotation": 5, "contrast": 0.1}}
