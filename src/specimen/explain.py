@@ -28,7 +28,8 @@ import numpy as np
 
 from specimen import SpecimenError
 from specimen.data import load_classes, split_rows
-from specimen.files import save_figure, write_json
+from specimen.figures import save, show
+from specimen.files import write_json
 from specimen.shards import Shards
 
 MAX_CHANNELS = 16  # feature maps shown per layer
@@ -198,16 +199,6 @@ def activation_maximisation(model, class_ids, steps: int, seed: int = 0, step_si
 
 # -- figures -------------------------------------------------------------------------------
 
-def _show(ax, image: np.ndarray, title: str = "", color: str = "black") -> None:
-    """An (h, w, c) uint8 image on `ax`, grey when it has one channel."""
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
-    else:
-        ax.imshow(image)
-    ax.set_title(title, fontsize=8, color=color)
-    ax.axis("off")
-
-
 def _grid(rows: int, cols: int, tile: float = 1.6):
     """A figure of rows x cols square tiles (`tile` inches, plus room for their titles), axes off."""
     import matplotlib.pyplot as plt
@@ -219,12 +210,9 @@ def _grid(rows: int, cols: int, tile: float = 1.6):
 
 
 def _save(fig, path: Path, title: str) -> None:
-    import matplotlib.pyplot as plt
-
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_gradcam(images, heatmaps, true, predicted, probs, path: Path, layer: str) -> None:
@@ -233,8 +221,8 @@ def plot_gradcam(images, heatmaps, true, predicted, probs, path: Path, layer: st
     fig, axes = _grid(-(-len(images) // PER_ROW), 2 * cols)
     for k, (image, heat) in enumerate(zip(images, heatmaps)):
         left, right = axes.flat[2 * k], axes.flat[2 * k + 1]
-        _show(left, image, f"true {true[k]}")
-        _show(right, image, f"pred {predicted[k]} ({probs[k]:.2f})", "black" if predicted[k] == true[k] else "red")
+        show(left, image, f"true {true[k]}")
+        show(right, image, f"pred {predicted[k]} ({probs[k]:.2f})", "black" if predicted[k] == true[k] else "red")
         right.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
     _save(fig, path, f"Grad-CAM on {layer}: where the evidence for the predicted class is")
 
@@ -243,7 +231,7 @@ def plot_feature_maps(image, maps: list[tuple[str, np.ndarray]], path: Path) -> 
     """One row per layer: the image, then its most active channels (by mean activation)."""
     fig, axes = _grid(len(maps), 1 + MAX_CHANNELS, tile=1.1)
     for row, (name, m) in zip(axes, maps):
-        _show(row[0], image, "input")
+        show(row[0], image, "input")
         row[0].text(-0.15, 0.5, name, transform=row[0].transAxes, rotation=90, ha="right", va="center", fontsize=8)
         top = np.sort(np.argsort(-m.mean(axis=(0, 1)), kind="stable")[:MAX_CHANNELS])
         for ax, c in zip(row[1:], top):
@@ -257,7 +245,7 @@ def plot_activation_max(images, classes: list[str], probs, path: Path, steps: in
     cols = min(len(images), 5)
     fig, axes = _grid(-(-len(images) // cols), cols, tile=2.0)
     for ax, image, name, p in zip(axes.flat, images, classes, probs):
-        _show(ax, image, f"{name} (p={p:.2f})")
+        show(ax, image, f"{name} (p={p:.2f})")
     _save(fig, path, f"Activation maximisation: {steps} steps of gradient ascent per class")
 
 

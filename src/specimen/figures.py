@@ -107,6 +107,14 @@ def curves(history: pd.DataFrame):
     return fig
 
 
+def show(ax, image: np.ndarray, title: str = "", colour: str = "black", fontsize: int = 8) -> None:
+    """A uint8 (h, w, 1 or 3) image on `ax`, grey when it has one channel, titled, axes off."""
+    grey = image.shape[-1] == 1
+    ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, vmin=0, vmax=255)
+    ax.set_title(title, fontsize=fontsize, color=colour)
+    ax.axis("off")
+
+
 def gallery(images: np.ndarray, titles: list[str], colours: list[str], title: str, columns: int = 8):
     """Images in a grid, each with its title in its colour; an empty grid says so."""
     plt = _plt()
@@ -117,9 +125,7 @@ def gallery(images: np.ndarray, titles: list[str], colours: list[str], title: st
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, text, colour in zip(axes.flat, images, titles, colours):
-        grey = image.shape[-1] == 1
-        ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, vmin=0, vmax=255)
-        ax.set_title(text, fontsize=8, color=colour)
+        show(ax, image, text, colour)
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "none", ha="center", va="center", fontsize=14)
     fig.suptitle(title)

@@ -87,6 +87,15 @@ def fit(rgb: np.ndarray, height: int, width: int, mode: str = "pad") -> tuple[np
     return canvas, (y0, x0, y0 + nh, x0 + nw)
 
 
+def shape(rgb: np.ndarray, height: int, width: int, color: str, mode: str = "pad"):
+    """A decoded RGB image as the shards hold it: fitted to (height, width) by `mode`, grey if
+    `color` says so. Returns it and the box its pixels occupy."""
+    image, box = fit(rgb, height, width, mode)
+    if color == "grey":
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
+    return image, box
+
+
 def _draft(im: Image.Image, height: int, width: int, mode: str, orientation: int) -> None:
     """Ask libjpeg to decode at the smallest 1/2^k scale still at least as large as needed."""
     if im.format != "JPEG":
@@ -114,9 +123,7 @@ def load_image(path: str, height: int, width: int, color: str, mode: str = "pad"
     except Exception as e:  # corrupt or truncated bytes: Pillow raises several types
         message = str(e).replace(path, Path(path).name).splitlines()[0][:120]
         return None, None, f"cannot decode: {message}"
-    image, box = fit(rgb, height, width, mode)
-    if color == "grey":
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
+    image, box = shape(rgb, height, width, color, mode)
     return image, box, ""
 
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from specimen import SpecimenError
 from specimen.embed import EXTRACTORS, THREADS, colour_histogram, network
 from specimen.files import write_csv
-from specimen.preprocess import fit
+from specimen.preprocess import shape
 
 MANY = 100  # files: a progress bar from this many on
 
@@ -148,8 +148,7 @@ def _network_measure(target_rgb: np.ndarray, features: str, image: dict, embed: 
                              clip_preset=embed["clip_preset"])
 
     def prepare(rgb):
-        fitted, _ = fit(rgb, height, width, image["resize"])
-        return cv2.cvtColor(fitted, cv2.COLOR_RGB2GRAY)[..., None] if image["color"] == "grey" else fitted
+        return shape(rgb, height, width, image["color"], image["resize"])[0]
 
     def unit(images):
         f = np.asarray(features_of(None, np.stack(images)), dtype=np.float64)
