@@ -1,5 +1,6 @@
 """Shared fixtures. Every cache and config a library might write goes under the test's temp folder."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,12 @@ def run(cmd, cwd, check=True, **kw):
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def planned_jobs(project: Path) -> set:
+    """The rules `snakemake -n results/all` would run in `project`."""
+    out = run(["snakemake", "-n", "--cores", "2", "results/all"], project).stdout
+    return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all"}
 
 
 def set_dotted(params: dict, changes: dict) -> dict:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import make_project, run
+from tests.conftest import make_project, planned_jobs, run
 
 pytestmark = pytest.mark.slow
 FAST = {"train.epochs": 3, "tune.trials": 2, "tune.epochs": 1}
@@ -30,11 +30,6 @@ def data_files(project: Path) -> dict:
     """Every file under data/, less Snakemake's empty completion markers (which .dvcignore hides)."""
     return {p.relative_to(project).as_posix(): p.read_bytes()
             for p in sorted((project / "data").rglob("*")) if p.is_file() and p.name != ".snakemake_timestamp"}
-
-
-def planned_jobs(project: Path) -> set:
-    out = run(["snakemake", "-n", "--cores", "2", "results/all"], project).stdout
-    return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all"}
 
 
 def dvc_would_run(project: Path) -> set:
