@@ -7,8 +7,10 @@
 # Needs Debian's (or Ubuntu's) slurm-wlm and munge packages and root, since slurmd runs jobs as
 # their users:   sudo apt-get install slurm-wlm munge
 # No systemd needed: munged, slurmctld and slurmd are started by hand, with their configuration,
-# state, logs and pid files all in DIR (default: /tmp/specimen-slurm) and ports picked free, so it
-# never touches /etc/slurm and two clusters can live side by side.
+# state, logs and pid files all in DIR (default: /tmp/specimen-slurm), munge's key and socket of
+# their own, and ports picked free. The one thing outside DIR is the link /etc/slurm/slurm.conf
+# (see below why), made only where no real configuration is, and removed by `stop`; so one such
+# cluster at a time on a machine.
 #
 # Accounting storage is off (no slurmdbd), so `sacct` cannot see jobs: Snakemake's SLURM executor
 # must be told `--slurm-status-command squeue`; MinJobAge=300 keeps finished jobs visible to squeue
