@@ -118,11 +118,11 @@ def lambda_layers(path) -> list[str]:
 def load(path, unsafe: bool = False):
     """A saved specimen model (its custom layers registered first), in Keras' safe mode unless
     `unsafe`: a model holding Lambda layers is refused with a one-line error."""
-    import keras
-
-    if not unsafe and (names := lambda_layers(path)):
+    if not unsafe and (names := lambda_layers(path)):  # before TensorFlow starts: the error stays one line
         raise SpecimenError(f"{path}: Lambda layer(s) {', '.join(names)} would run the model's own Python code "
                             "when loaded; give --unsafe only if you trust where the model came from")
+    import keras
+
     _preprocess_layer()
     return keras.saving.load_model(path, safe_mode=not unsafe)
 
