@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from specimen import SpecimenError
-from specimen.models import build, load
+from specimen.models import build, lambda_layers, load
 from specimen.predict import predict
 from specimen.preprocess import preprocess
 from tests.conftest import run
@@ -157,3 +157,35 @@ def test_command_prints_a_table_and_fails_in_one_line(tiny, tmp_path):
         proc = run([*specimen, *args], tmp_path, check=False)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
+
+
+def test_a_model_with_a_lambda_layer_is_refused_unless_unsafe(tiny, tmp_path):
+    """A Lambda layer is Python bytecode that runs on load: refused in one line, loaded with --unsafe."""
+    import keras
+
+    trusted = tiny / "models/small_cnn"
+    inner = load(trusted / "model.keras")
+    inputs = keras.Input(inner.input_shape[1:])
+    outputs = keras.layers.Lambda(lambda t: t * 1.0, name="passthrough")(inner(inputs))
+    (tmp_path / "model").mkdir()
+    keras.Model(inputs, outputs).save(tmp_path / "model/model.keras")
+    shutil.copy(trusted / "meta.json", tmp_path / "model")
+    images = tiny / "extracted/shapes"
+    with pytest.raises(SpecimenError, match=r"Lambda layer\(s\) passthrough .* --unsafe"):
+        predict(tmp_path / "model", images)
+
+    params = params_with(tmp_path / "p", lambda p: None)
+    specimen = [str(BIN / "specimen"), "predict", "--params", str(params), str(tmp_path / "model"), str(images)]
+    refused = run([*specimen, "--out", str(tmp_path / "refused.csv")], tmp_path, check=False)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and "--unsafe" in lines[0], refused.stderr
+    assert not (tmp_path / "refused.csv").exists()
+
+    run([*specimen, "--unsafe", "--out", str(tmp_path / "unsafe.csv")], tmp_path)
+    unsafe = pd.read_csv(tmp_path / "unsafe.csv", keep_default_na=False)
+    plain = predict(trusted, images)
+    assert unsafe.path.tolist() == plain.path.tolist()
+    np.testing.assert_allclose(unsafe.prob_1, plain.prob_1, atol=1e-6)
+    assert (unsafe.label_1 == plain.label_1).all()
+    # what the pipeline itself writes has none, so evaluate, explain and predict load it in safe mode
+    assert lambda_layers(trusted / "model.keras") == [] and lambda_layers(tmp_path / "model/model.keras") == ["passthrough"]

@@ -245,9 +245,12 @@ def _predict(p, args=None):
         p.add_argument("target", type=Path, metavar="IMAGE_OR_DIR", help="an image, or a folder searched recursively")
         p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5, at most the number of classes)")
         p.add_argument("--out", type=Path, help="write the rows to this CSV instead of printing a table")
+        p.add_argument("--unsafe", action="store_true",
+                       help="load a model that holds Lambda layers (their Python code runs): only one you trust")
         return
     from specimen.predict import predict, table
-    rows = predict(args.model, args.target, args.top_k, args.out, max_pixels=p["image"]["max_pixels"])
+    rows = predict(args.model, args.target, args.top_k, args.out, max_pixels=p["image"]["max_pixels"],
+                   unsafe=args.unsafe)
     if args.out is None:
         print(table(rows))
     errors = int(rows.error.astype(bool).sum())

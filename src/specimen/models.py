@@ -16,6 +16,8 @@ needs no preprocessing code to predict.
 """
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 
 from specimen import SpecimenError
@@ -93,12 +95,36 @@ def small_cnn(input_shape, n_classes: int, augment: dict, seed: int, units: int 
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
-def load(path):
-    """A saved specimen model (its custom layers registered first)."""
+def lambda_layers(path) -> list[str]:
+    """The names of the Lambda layers in a saved .keras file, read from its config.json without
+    deserialising anything (a Lambda layer is Python bytecode that runs when the model loads)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise SpecimenError(f"{path}: not a readable .keras model ({e}); save it with model.save('model.keras')") from None
+    found, todo = [], [config]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(str(node.get("config", {}).get("name", "?")))
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return sorted(found)
+
+
+def load(path, unsafe: bool = False):
+    """A saved specimen model (its custom layers registered first), in Keras' safe mode unless
+    `unsafe`: a model holding Lambda layers is refused with a one-line error."""
+    if not unsafe and (names := lambda_layers(path)):  # before TensorFlow starts: the error stays one line
+        raise SpecimenError(f"{path}: Lambda layer(s) {', '.join(names)} would run the model's own Python code "
+                            "when loaded; give --unsafe only if you trust where the model came from")
     import keras
 
     _preprocess_layer()
-    return keras.saving.load_model(path, safe_mode=True)
+    return keras.saving.load_model(path, safe_mode=not unsafe)
 
 
 def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):

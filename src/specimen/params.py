@@ -45,6 +45,33 @@ def _where(error) -> str:
     return "".join(parts) or "(top level)"
 
 
+TYPE_WORDS = {"null": "null", "string": "a string", "integer": "an integer", "number": "a number",
+              "boolean": "true or false", "array": "a list", "object": "a mapping"}
+
+
+def _describe(schema: dict) -> str:
+    """What a (sub)schema accepts, in words: "an integer >= 1", "'all'", "a list of 2 (...)"."""
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    types = schema.get("type", [])
+    words = []
+    for t in types if isinstance(types, list) else [types]:
+        word = TYPE_WORDS.get(t, str(t))
+        bounds = [f"{op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                         ("maximum", "<="), ("exclusiveMaximum", "<")) if key in schema]
+        if t in ("integer", "number") and bounds:
+            word += " " + " and ".join(bounds)
+        if t == "array":
+            if schema.get("minItems") is not None and schema.get("minItems") == schema.get("maxItems"):
+                word += f" of {schema['minItems']}"
+            if isinstance(schema.get("items"), dict):
+                word += f" ({_describe(schema['items'])} each)"
+        words.append(word)
+    return " or ".join(words) or "a value its description gives"
+
+
 def _message(error) -> str:
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
@@ -52,6 +79,10 @@ def _message(error) -> str:
         return f"unknown key {', '.join(map(repr, extra))} (allowed: {allowed})"
     if error.validator == "enum":
         return f"{error.instance!r} is not allowed (choose one of: {', '.join(map(str, error.validator_value))})"
+    if error.validator in ("oneOf", "anyOf"):
+        return f"{error.instance!r} is not allowed (expected {', or '.join(map(_describe, error.validator_value))})"
+    if error.validator == "type":
+        return f"{error.instance!r} is not allowed (expected {_describe(error.schema)})"
     if error.validator == "pattern" and "description" in error.schema:
         return f"{error.instance!r} is not valid (expected {error.schema['description']})"
     return error.message

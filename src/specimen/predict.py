@@ -121,9 +121,11 @@ def predict_batch(model, paths: list[Path], meta: dict, k: int, max_pixels: int 
 
 
 def predict(model: str | Path, target: str | Path, top_k: int = 5, out: Path | None = None,
-            batch_size: int = 64, max_pixels: int | None = None, models_root: Path = MODELS_ROOT) -> pd.DataFrame:
+            batch_size: int = 64, max_pixels: int | None = None, models_root: Path = MODELS_ROOT,
+            unsafe: bool = False) -> pd.DataFrame:
     """Predict every image of `target` (a file or a folder) with `model`; write the rows to `out`
-    (a CSV) if given. Returns the rows (columns: see the module docstring)."""
+    (a CSV) if given. Returns the rows (columns: see the module docstring). A model with Lambda
+    layers is refused unless `unsafe` (see models.load)."""
     if top_k < 1:
         raise SpecimenError(f"--top-k {top_k}: must be at least 1")
     folder = model_folder(model, models_root)
@@ -132,7 +134,7 @@ def predict(model: str | Path, target: str | Path, top_k: int = 5, out: Path | N
     k = min(top_k, len(meta["classes"]))
     from specimen.models import load  # TensorFlow only once the arguments are known to be good
 
-    net = load(folder / "model.keras")
+    net = load(folder / "model.keras", unsafe=unsafe)
     rows = []
     with pillow_limit(max_pixels), tqdm(total=len(paths), desc="predict", unit="img",
                                         disable=len(paths) < BAR_FROM, mininterval=1) as bar:
