@@ -81,13 +81,3 @@ def make_project(dest: Path, params_update=None) -> Path:
 @pytest.fixture
 def project(tmp_path):
     return make_project(tmp_path / "project")
-
-
-# The longest files, longest first: pytest-xdist (--dist=loadfile) hands out whole files in the
-# collected order, so starting these first keeps the run from ending on one long file alone.
-LONGEST_FIRST = ("test_pipeline.py", "test_slurm.py", "test_training.py", "test_tune.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
