@@ -29,12 +29,18 @@ def commit_finished(root: Path) -> tuple[list[str], list[str]]:
         raise SpecimenError(f"dvc commit: {str(e).splitlines()[0]}") from None
 
 
-def _commit(Repo, root: Path) -> tuple[list[str], list[str]]:
+def _by_outputs(repo) -> tuple[list, list]:
+    """The stages that run a command, split into (every output there, some output missing)."""
     done, missing = [], []
+    for s in repo.index.stages:
+        if s.cmd:
+            (done if all(out.exists for out in s.outs) else missing).append(s)
+    return done, missing
+
+
+def _commit(Repo, root: Path) -> tuple[list[str], list[str]]:
     with Repo(str(root)) as repo:
-        stages = [s for s in repo.index.stages if s.cmd]
-        for s in stages:
-            (done if all(out.exists for out in s.outs) else missing).append(s.addressing)
+        done, missing = ([s.addressing for s in group] for group in _by_outputs(repo))
         for name in done:
             # relink=False: copy into the cache but leave the workspace files (and their mtimes,
             # which Snakemake compares with its logs) as Snakemake wrote them.
@@ -56,8 +62,7 @@ def pull(root: Path, targets: list[str], remote: str | None = None) -> dict:
         with Repo(str(root)) as repo:
             result = repo.pull(targets=targets or None, remote=remote, with_deps=bool(targets))
             changed = set(repo.status())
-            stages = [s for s in repo.index.stages if s.cmd]
-            complete = [s for s in stages if all(out.exists for out in s.outs)]
+            complete, incomplete = _by_outputs(repo)
             current = [s for s in complete if s.addressing not in changed]
             outs = [str(out.def_path) for s in current for out in s.outs]
     except DvcException as e:
@@ -68,7 +73,6 @@ def pull(root: Path, targets: list[str], remote: str | None = None) -> dict:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise SpecimenError(f"snakemake --touch failed: {last}")
-    names = {s.addressing for s in complete}
     return {"fetched": result["stats"]["fetched"], "current": [s.addressing for s in current],
-            "stale": sorted(names - {s.addressing for s in current}),
-            "missing": sorted(s.addressing for s in stages if s.addressing not in names)}
+            "stale": sorted({s.addressing for s in complete} - {s.addressing for s in current}),
+            "missing": sorted(s.addressing for s in incomplete)}
