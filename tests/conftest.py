@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -46,6 +47,19 @@ def planned_jobs(project: Path) -> set:
     return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all"}
 
 
+def artefacts(project: Path) -> dict:
+    """{path: bytes} of every file DVC versions in the main DAG (its outs, as dvc.lock lists them)."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    found = {}
+    for stage in lock.values():
+        for out in stage.get("outs", []):
+            path = project / out["path"]
+            files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+            found.update({f.relative_to(project).as_posix(): f.read_bytes() for f in files
+                          if f.name != ".snakemake_timestamp"})
+    return found
+
+
 def set_dotted(params: dict, changes: dict) -> dict:
     """Set {"train.epochs": 5, ...} in a nested params dict, in place; return it."""
     for dotted, value in changes.items():
@@ -59,8 +73,6 @@ def set_dotted(params: dict, changes: dict) -> dict:
 
 def make_project(dest: Path, params_update=None) -> Path:
     """A copy of the project (a git + DVC repo), with optional changes to params.yaml."""
-    import yaml
-
     dest.mkdir(parents=True, exist_ok=True)
     listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT).stdout
     for name in filter(None, listed.split("\0")):

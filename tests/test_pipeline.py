@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import make_project, planned_jobs, run
+from tests.conftest import artefacts, make_project, planned_jobs, run
 
 pytestmark = pytest.mark.slow
 FAST = {"train.epochs": 3, "tune.trials": 2, "tune.epochs": 1}
@@ -167,19 +167,6 @@ def test_changing_train_epochs_reruns_only_train_evaluate_explain_report(snakema
     assert set(re.findall(r"Running stage '([^']+)'", out)) == {"train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "report"}
     assert set(re.findall(r"Stage '([^']+)' didn't change, skipping", out)) == DATA_STAGES | {"baselines"}
     assert len(pd.read_csv(snakemade / "results/models/small_cnn/history.csv")) <= 4
-
-
-def artefacts(project: Path) -> dict:
-    """{path: bytes} of every file DVC versions in the main DAG (its outs, as dvc.lock lists them)."""
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    found = {}
-    for stage in lock.values():
-        for out in stage.get("outs", []):
-            path = project / out["path"]
-            files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
-            found.update({f.relative_to(project).as_posix(): f.read_bytes() for f in files
-                          if f.name != ".snakemake_timestamp"})
-    return found
 
 
 def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back_byte_identical(
