@@ -132,8 +132,8 @@ def _kill_when(proc, path: Path, timeout=240):
 
 
 @pytest.mark.parametrize("model, epochs, fine_tune, killed_in", [
-    ("small_cnn", 30, 0, "train"),
-    ("mobilenetv2", 2, 12, "fine_tune"),
+    ("small_cnn", 8, 0, "train"),
+    ("mobilenetv2", 2, 4, "fine_tune"),
 ])
 def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_path, model, epochs, fine_tune, killed_in):
     params = _project_params(tmp_path, {
@@ -161,7 +161,7 @@ def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_pa
     history = pd.read_csv(out / "history.csv")
     total = epochs + fine_tune
     assert history.epoch.tolist() == list(range(1, total + 1))  # each epoch once, as uninterrupted
-    assert history.phase.value_counts().to_dict() == ({"train": 30} if model == "small_cnn"
+    assert history.phase.value_counts().to_dict() == ({"train": epochs} if model == "small_cnn"
                                                       else {"head": 2, "fine_tune": fine_tune})
     assert (out / "model.keras").is_file() and not work.exists()
 
