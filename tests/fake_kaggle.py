@@ -1,7 +1,8 @@
 """A fake Kaggle API on loopback, for the real kaggle client (reached through HTTP_PROXY).
 
 Modes: ``ok`` (redirect to the zip, Range supported), ``drop_once`` (the first body is cut in
-the middle and the connection closed), ``403``, ``404``. Requests are recorded for assertions.
+the middle and the connection closed), ``stall_once`` (the first body stops in the middle and
+hangs there until ``release`` is set: a download to kill), ``403``, ``404``. Requests are recorded for assertions.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class FakeKaggle(ThreadingHTTPServer):
         self.payload, self.mode = payload, mode
         self.requests: list[dict] = []
         self.body_gets = 0
+        self.half_sent, self.release = threading.Event(), threading.Event()
 
     @property
     def proxy(self) -> str:
@@ -31,6 +33,7 @@ class FakeKaggle(ThreadingHTTPServer):
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.shutdown()
         self.server_close()
 
@@ -80,9 +83,12 @@ class Handler(BaseHTTPRequestHandler):
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
-        if self.server.mode == "drop_once" and self.server.body_gets == 1:
+        if self.server.mode in ("drop_once", "stall_once") and self.server.body_gets == 1:
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
+            self.server.half_sent.set()
+            if self.server.mode == "stall_once":
+                self.server.release.wait(120)
             self.close_connection = True
             self.connection.shutdown(2)
             return

@@ -6,6 +6,7 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -338,6 +339,12 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# A full disk or quota is the user's to fix, not a bug: one line, like a SpecimenError. Every
+# artefact is written beside its final name and moved in place (specimen.files), so what the
+# failed write began is already gone when this is printed.
+FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -352,6 +359,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"specimen {args.stage}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in FULL_DISK:
+            raise
+        target = e.filename or getattr(args, "out", None)  # a write() error names no file: the stage's output
+        where = f" writing {target}" if target else ""
+        print(f"specimen {args.stage}: error: {os.strerror(e.errno).lower()}{where}: nothing was kept; free some space "
+              "(or move the project to a larger disk) and run it again", file=sys.stderr)
+        return 2
     if message:
         print(f"specimen {args.stage}: {message}")
     return 0

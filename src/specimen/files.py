@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import io
 import json
@@ -16,8 +17,24 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _tmp_sibling(path: Path) -> Path:
-    """A hidden name in the same folder (so os.replace is atomic) that keeps the suffix."""
+    """A hidden name in the same folder (so os.replace is atomic) that keeps the suffix. What a
+    killed writer left under such a name (its process is gone) is removed first."""
+    for left in path.parent.glob(f".{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"):
+        pid = left.name[len(path.stem) + 6:len(left.name) - len(path.suffix) or None]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink(missing_ok=True)
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import warnings
 from multiprocessing import Pool
@@ -30,7 +31,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from specimen.files import CSV_OPTIONS, atomic_dir, write_json
+from specimen.files import CSV_OPTIONS, atomic_dir, process_alive, write_json
 from specimen.shards import shard_name, write_shard
 
 INDEX_COLUMNS = ["id", "label", "split", "sha256", "width", "height", "shard", "offset", "y0", "x0", "y1", "x1"]
@@ -153,10 +154,17 @@ def _init_worker(max_pixels: int | None) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def _scratch_root() -> str | None:
-    """Shared memory (/dev/shm) where there is one, else the system's temporary folder."""
+def _scratch() -> tempfile.TemporaryDirectory:
+    """A scratch folder in shared memory (/dev/shm) where there is one, else in the system's
+    temporary folder. Its name holds the process id, so what a killed run left there (memory, in
+    /dev/shm) is removed by the next run."""
     shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    root = Path(shm if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir())
+    for left in root.glob("specimen-preprocess-*-*"):
+        pid = left.name.split("-")[2]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"specimen-preprocess-{os.getpid()}-", dir=root)
 
 
 def _open_csv(path: Path, columns: list[str]):
@@ -183,7 +191,7 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
     # The pool first: workers fork before any of the manifest is read, and stay small.
     with atomic_dir(out_dir) as tmp, Pool(n_workers, initializer=_init_worker, initargs=(image.get("max_pixels"),)) as pool, \
-            tempfile.TemporaryDirectory(prefix="specimen-preprocess-", dir=_scratch_root()) as scratch, \
+            _scratch() as scratch, \
             tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar:
         (tmp / "shards").mkdir()
         shards_written = 0
