@@ -19,7 +19,8 @@ or dot-folders (``.DS_Store``, ``.git/``). Windows junk (``Thumbs.db``, ``deskto
 that ingest rejects it with a reason.
 
 An archive that unpacks to a single archive (Kaggle often zips a zip) is unpacked once more, in
-place of that file, with the same checks; a third level is left as it is.
+place of that file, with the same checks; a third level is left as it is. An archive that holds no
+file (empty, folders only, or junk only, at either level) is a one-line error too.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ TAR_TAIL = 1 << 16  # bytes after a tar's last entry checked to be zeros (paddin
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _UNSAFE = "the archive is damaged or crafted: repack it without this entry, or get it from a trusted source"
 _TRUST = "raise {key} in params.yaml if you trust this archive"
+_DAMAGED = "check dataset.source, or download the archive again if it is damaged"
 
 
 def _refusal(where: str, entry: str, why: str) -> SpecimenError:
@@ -216,7 +218,7 @@ def _extract_zip(archive: Path, dest: Path, source: _Source) -> None:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise SpecimenError(f"{source.label}: not a readable zip archive ({e})") from None
+        raise SpecimenError(f"{source.label}: not a readable zip archive ({e}): {_DAMAGED}") from None
     with zf:
         for info, rel in _zip_members(zf, source):
             if info.filename.replace("\\", "/").endswith("/"):
@@ -261,7 +263,7 @@ def _extract_tar(archive: Path, dest: Path, source: _Source) -> None:
     try:
         tf = tarfile.open(archive)
     except (tarfile.TarError, OSError) as e:
-        raise SpecimenError(f"{source.label}: not a readable tar archive ({e})") from None
+        raise SpecimenError(f"{source.label}: not a readable tar archive ({e}): {_DAMAGED}") from None
     with tf, _reading(source.label, "(a tar header)"):
         for m, rel in _tar_members(tf, dest, source):
             if m.isdir():
@@ -302,7 +304,7 @@ def _extract_archive(archive: Path, dest: Path, label: str, budget: _Budget) -> 
     elif kind == "tar":
         _extract_tar(archive, dest, source)
     else:
-        raise SpecimenError(f"{label}: neither a zip nor a tar archive")
+        raise SpecimenError(f"{label}: neither a zip nor a tar archive: {_DAMAGED}")
 
 
 def _single_archive(target: Path, budget: _Budget) -> Path | None:
@@ -322,12 +324,18 @@ def extract(raw_dir: Path, out_dir: Path, max_total_mb: float, max_ratio: float 
     with atomic_dir(out_dir) as tmp:
         target = tmp / meta["name"]
         target.mkdir()
-        _extract_archive(archive, target, archive.name, budget)
+        where = archive.name
+        _extract_archive(archive, target, where, budget)
         inner = _single_archive(target, budget)
         if inner is not None:  # Kaggle often zips a zip: unpack it once, where it lies
             parked = Path(tempfile.mkdtemp(dir=tmp)) / inner.name
             os.replace(inner, parked)
             budget.files -= 1
-            _extract_archive(parked, inner.parent, f"{archive.name} > {inner.relative_to(target).as_posix()}", budget)
+            where = f"{archive.name} > {inner.relative_to(target).as_posix()}"
+            _extract_archive(parked, inner.parent, where, budget)
             shutil.rmtree(parked.parent)
+        if budget.files == 0:
+            junk = f" ({budget.skipped} macOS/dotfile entries skipped)" if budget.skipped else ""
+            raise SpecimenError(f"{where}: the archive holds no files{junk}: check dataset.source "
+                                "(is it the dataset's archive?)")
     return {"files": budget.files, "skipped": budget.skipped, "target": str(Path(out_dir) / meta["name"])}
