@@ -20,18 +20,26 @@ two possible label columns) ingest stops with a one-line error that says which k
 A listed path is relative to the labels file's folder or to the root, may add or leave out a
 wrapper folder, and never leaves the root. The split is the split column's value, else the one in
 the labels files' names (``val_data.json``), else the listed files' split folders; with none of
-these, a stratified split with ``dataset.split`` and ``seed``. Provided splits are kept, unless
-``dataset.merge_train_valid`` pools train and valid and re-splits them (test is kept).
+these, a stratified split with ``dataset.split`` and ``seed``; the one image of a class that has
+only one goes to train, with a note in its ``reason``. Provided splits are kept, unless
+``dataset.merge_train_valid`` pools train and valid and re-splits them (test is kept). Labels are
+compared in Unicode NFC form, so a label written in two normal forms is one class.
 
 Every file under the root is a row: kept (status ``ok``), rejected with a reason (not an image,
 corrupt, more pixels than ``image.max_pixels``, outside the class folders, not listed in the
 labels file, listed with an unknown split or two different labels) or, for the labels files
 themselves, status ``labels``. A listed file that does not exist is a rejected row too.
 ``classes.json`` maps class names to ids (their sorted order).
+
+A dataset that no run could use stops here with a one-line error that says what to do: no file, no
+readable image (with the commonest reasons), only one class, or a labels file that cannot be read
+or has no label column (one that reads as a labels file by its header is never silently ignored).
 """
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import math
 import posixpath
 import re
@@ -141,10 +149,10 @@ def _place(rel: Path, split_layout: bool) -> tuple[str, str, str]:
     if split_layout:
         if len(parts) != 3 or parts[0].lower() not in SPLIT_ALIASES:
             return "", "", "not in a <split>/<class>/ folder"
-        return SPLIT_ALIASES[parts[0].lower()], parts[1], ""
+        return SPLIT_ALIASES[parts[0].lower()], _nfc(parts[1]), ""
     if len(parts) != 2:
         return "", "", "not in a <class>/ folder"
-    return "", parts[0], ""
+    return "", _nfc(parts[0]), ""
 
 
 def layout_base(files: list[str]) -> str:
@@ -180,9 +188,13 @@ def read_table(path: Path) -> pd.DataFrame:
         with open(path, encoding="utf-8-sig") as f:
             array = f.read(4096).lstrip().startswith("[")  # a JSON array of records, not JSON lines
         table = pd.read_json(path, lines=not array, dtype=False, encoding="utf-8-sig")
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        kind = "CSV" if path.suffix.lower() == ".csv" else "JSON lines"
-        raise SpecimenError(f"{path.name}: cannot read it as UTF-8 {kind}: {str(e).splitlines()[0][:120]}") from None
+    except UnicodeDecodeError as e:
+        raise SpecimenError(f"{path.name}: not UTF-8 text ({str(e)[:120]}): save it as UTF-8") from None
+    except (ValueError, pd.errors.ParserError) as e:
+        kind, rule = (("CSV", "quote a value that holds a comma") if path.suffix.lower() == ".csv"
+                      else ("JSON lines", "one JSON object per line"))
+        raise SpecimenError(f"{path.name}: cannot read it as {kind} ({str(e).splitlines()[0][:120]}): "
+                            f"fix the file ({rule})") from None
     table.columns = [str(c) for c in table.columns]
     return table.apply(lambda col: col.map(_text))
 
@@ -222,6 +234,9 @@ def table_columns(name: str, table: pd.DataFrame, columns: dict) -> dict:
     label = _pick(name, cols, columns.get("label"), "label", taken=(path, split))
     if label is None:
         others = [c for c in cols if c not in (path, split)]
+        if not others:
+            raise SpecimenError(f"{name}: no label column (columns: {', '.join(cols)}): add one (label, class, ...) "
+                                f"or name it in dataset.columns.label")
         raise SpecimenError(f"{name}: cannot tell which column holds the labels (candidates: {', '.join(others)}): "
                             f"set dataset.columns.label to one of them")
     return {"path": path, "label": label, "split": split}
@@ -232,9 +247,24 @@ def _looks_like_labels(path: Path, columns: dict) -> pd.DataFrame | None:
     try:
         table = read_table(path)
     except SpecimenError:
+        if len(cols := _header(path)) >= 2 and _matches(cols, columns.get("path"), "path"):
+            raise  # it is meant as one: say why it cannot be read, rather than fall back to folders
         return None
     cols = list(table.columns)
     return table if len(cols) >= 2 and _matches(cols, columns.get("path"), "path") else None
+
+
+def _header(path: Path) -> list[str]:
+    """The column names a table file's first line gives, read leniently (any encoding), or []."""
+    try:
+        with open(path, encoding="latin-1") as f:
+            first = f.readline().lstrip("\ufeff\xef\xbb\xbf").strip()
+        if path.suffix.lower() == ".csv":
+            return [str(c) for c in pd.read_csv(io.StringIO(first), nrows=0).columns]
+        record = json.loads(first.lstrip("[").rstrip(","))
+        return [str(k) for k in record] if isinstance(record, dict) else []
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError):
+        return []
 
 
 def _glob(root: Path, patterns: list[str]) -> list[Path]:
@@ -291,7 +321,7 @@ def listed_rows(tables: dict) -> tuple[list[dict], bool]:
                 problem = f"unknown split {raw!r} in column {cols['split']!r} of {name} (expected train, valid or test)"
             if not label.strip():
                 problem = f"no label in {name}"
-            entries.append({"source": name, "base": base, "listed": listed.strip(), "label": label.strip(),
+            entries.append({"source": name, "base": base, "listed": listed.strip(), "label": _nfc(label.strip()),
                             "split": split, "problem": problem, "row": row})
     return entries, provided
 
@@ -384,11 +414,21 @@ def _splits_from_folders(listed: list[str], places: dict) -> bool:
 
 # -- splits --------------------------------------------------------------------------------------
 
+ALONE = "the only image of its class: train split"
+
+
 def assign_splits(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
-    """A stratified train/valid/test split of the kept rows, reproducible from the seed."""
+    """A stratified train/valid/test split of the kept rows, reproducible from the seed. The one
+    image of a class that has only one goes to train (a model cannot learn a class it never sees),
+    and the other classes are split as if it were not there."""
     ok = frame[frame.status == "ok"]
     split = pd.Series("", index=frame.index)
     counts = ok.label.value_counts()
+    alone = ok.label.map(counts) == 1
+    if alone.any() and len(counts) > 1:
+        split[ok.index[alone]] = "train"
+        ok = ok[~alone]
+        counts = counts[counts > 1]
     stratify_ok = counts.min() >= 3 if len(counts) else False
     rest_frac = proportions["valid"] + proportions["test"]
     if len(ok) < 3 or rest_frac == 0:
@@ -445,6 +485,28 @@ def manifest_rows(root: Path, extracted: Path, files: list[str], places: dict, m
     return frame
 
 
+def check_kept(root: Path, files: list[str], frame: pd.DataFrame) -> None:
+    """Refuse, in one line that says what to do, a dataset with no usable image or only one class."""
+    kept = frame[frame.status == "ok"]
+    if kept.empty:
+        counts = frame.reason.value_counts()
+        reasons = ", ".join(f"{reason} {n}" for reason, n in counts.head(3).items())
+        if not any(PurePosixPath(f).suffix.lower() in Image.registered_extensions() for f in files):
+            todo = "none has an image suffix (.jpg, .png, ...): check that dataset.source is the image dataset you meant"
+        elif counts.index[0].startswith("not listed in"):
+            todo = "list the images in the labels file, or name the right one in dataset.labels_file"
+        elif counts.index[0].startswith("not in "):
+            todo = ("put each class's images in a folder of its own, two classes at least (<class>/<image>), "
+                    "or list path and label in a labels file (dataset.labels_file)")
+        else:
+            todo = "check that dataset.source is the image dataset you meant"
+        raise SpecimenError(f"{root}: no readable image in {len(frame)} files ({reasons}): {todo}")
+    if kept.label.nunique() == 1:
+        raise SpecimenError(f"{root}: all {len(kept)} images are of one class, {kept.label.iloc[0]!r}: a classifier "
+                            "needs two at least; put each class's images in a folder of its own (<class>/<image>), "
+                            "or list path and label in a labels file (dataset.labels_file, dataset.columns.label)")
+
+
 def ingest(extracted: Path, out_dir: Path, split: dict, seed: int, labels_file: str | list[str] | None = None,
            columns: dict | None = None, merge_train_valid: bool = False, max_pixels: int | None = None) -> pd.DataFrame:
     """Write out_dir/manifest.csv (one row per file, sorted by id) and classes.json; return the manifest.
@@ -454,7 +516,7 @@ def ingest(extracted: Path, out_dir: Path, split: dict, seed: int, labels_file: 
     root = dataset_root(extracted)
     files = list_files(root)
     if not files:
-        raise SpecimenError(f"{root}: the dataset holds no files")
+        raise SpecimenError(f"{root}: the dataset holds no files: check dataset.source")
     tables = labels_tables(root, labels_file, columns or {})
     if tables:
         places, missing, provided = places_from_labels(files, tables)
@@ -463,12 +525,14 @@ def ingest(extracted: Path, out_dir: Path, split: dict, seed: int, labels_file: 
     frame = manifest_rows(root, extracted, files, places, missing, max_pixels)
     if not provided:
         frame["split"] = assign_splits(frame, split, seed)
+        ok = frame.status == "ok"
+        alone = ok & (frame.label.map(frame[ok].label.value_counts()) == 1) & (frame.reason == "")
+        if frame[ok].label.nunique() > 1:
+            frame.loc[alone, "reason"] = ALONE
     elif merge_train_valid:
         frame["split"] = resplit_train_valid(frame, split, seed)
+    check_kept(root, files, frame)
     kept = frame[frame.status == "ok"]
-    if kept.empty:
-        reasons = frame.reason.value_counts()
-        raise SpecimenError(f"{root}: no readable image in {len(frame)} files (most common reason: {reasons.index[0]}, {reasons.iloc[0]} files)")
     write_csv(out_dir / "manifest.csv", frame)
     write_json(out_dir / "classes.json", {"classes": sorted(kept.label.unique())})
     return frame
