@@ -14,7 +14,8 @@ straight into a memory-mapped buffer in /dev/shm (no pixels through pipes), and 
 in manifest order as they come: memory holds two chunks (``preprocess.shard_size``
 rows each), whatever the number of images, and the shards do not depend on the number of
 cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a row of
-``rejects.csv``.
+``rejects.csv``. A manifest with no train or no test image, or whose train or test images all fail
+to decode, is a one-line error: training or evaluate would have nothing to work on.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from specimen import SpecimenError
 from specimen.files import CSV_OPTIONS, atomic_dir, process_alive, write_json
 from specimen.shards import shard_name, write_shard
 
@@ -179,6 +181,31 @@ def _append(f, rows: list[dict], columns: list[str]) -> None:
         pd.DataFrame(rows, columns=columns).to_csv(f, header=False, **CSV_OPTIONS)
 
 
+SPLIT_USERS = {"train": "training", "test": "evaluate"}  # the splits a run cannot do without
+
+
+def split_counts(manifest_path: Path, chunk: int) -> dict:
+    """{split: images ingest kept in it}, reading the manifest a chunk at a time."""
+    counts = {}
+    for part in pd.read_csv(manifest_path, usecols=["split", "status"], dtype=str, keep_default_na=False,
+                            chunksize=max(chunk, 10_000)):
+        for split, n in part[part.status == "ok"].split.value_counts().items():
+            counts[split] = counts.get(split, 0) + int(n)
+    return counts
+
+
+def check_splits(manifest_path: Path, counts: dict) -> None:
+    """Refuse, before decoding anything, a manifest with no train or no test image."""
+    have = ", ".join(f"{s} {counts[s]}" for s in ("train", "valid", "test") if counts.get(s)) or "none"
+    todo = {"train": "give the dataset training images (a train/ folder, or train rows in its labels file)",
+            "test": "give the dataset test images (a test/ folder, or test rows in its labels file), or, without "
+                    "split folders, a dataset.split.test above 0 and more images per class"}
+    for split, stage in SPLIT_USERS.items():
+        if not counts.get(split):
+            raise SpecimenError(f"{manifest_path}: no image in the {split} split (kept images per split: {have}), "
+                                f"so {stage} would have nothing: {todo[split]}")
+
+
 def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict, shard_size: int) -> int:
     """Stream the manifest a shard's worth of rows at a time; return the number of images kept.
     Paths in the manifest are relative to `extracted` (data/extracted)."""
@@ -186,7 +213,10 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     job = (height, width, image["color"], image["resize"], image.get("max_pixels"))
     with open(manifest_path, encoding="utf-8") as f:
         total = max(0, sum(1 for _ in f) - 1)
+    check_splits(manifest_path, split_counts(manifest_path, shard_size))
     kept = rejected = 0
+    kept_in = {}  # kept images per split
+    first_reject = {}  # split: (id, reason) of its first image that failed to decode
     n_workers = workers()
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
     # The pool first: workers fork before any of the manifest is read, and stay small.
@@ -231,6 +261,11 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             _append(index_csv, rows, INDEX_COLUMNS)
             _append(rejects_csv, rejects, REJECT_COLUMNS)
             kept, rejected = kept + len(rows), rejected + len(rejects)
+            for row in rows:
+                kept_in[row["split"]] = kept_in.get(row["split"], 0) + 1
+            for row in rejects:
+                if row["stage"] == "preprocess":
+                    first_reject.setdefault(row["split"], (row["id"], row["reason"]))
             bar.update(len(chunk))
 
         # Two chunks in flight at most: workers decode the next while this one is written.
@@ -244,6 +279,11 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             write(*in_flight)
         index_csv.close()
         rejects_csv.close()
+        for split in SPLIT_USERS:
+            if split in first_reject and not kept_in.get(split):
+                image_id, reason = first_reject[split]
+                raise SpecimenError(f"{manifest_path}: none of the {split} images could be decoded ({image_id}: {reason}), "
+                                    f"so {SPLIT_USERS[split]} would have nothing: replace them with readable images")
         write_json(tmp / "meta.json", {"size": [height, width], "resize": image["resize"], "color": image["color"],
                                        "channels": 1 if image["color"] == "grey" else 3,
                                        "images": kept, "rejected": rejected})
