@@ -23,6 +23,9 @@ Of each group of copies the one in the earliest split (train, valid, test; then 
 copy in the same split is a ``duplicate`` / ``near_duplicate``; a copy in a later split is a
 ``leak`` / ``near_leak``: it would score the model on an image it trained on.
 
+A run that would remove every train or every test image stops with a one-line error instead:
+training or evaluate would have nothing to work on.
+
 Writes into the output folder (data/clean/):
 - ``index.csv``: the kept images (the processed index, plus ``outlier_score`` and ``flags``);
 - ``removed.csv``: id, split, label, reason, score, twin (the kept copy, for duplicates), detail;
@@ -298,7 +301,9 @@ def outlier_scores(features, labels, params, seed):
 # ----------------------------------------------------------------------------------------------
 
 def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, seed: int) -> dict:
-    index = pd.read_csv(processed / "index.csv", keep_default_na=False)
+    # text columns as text: a label such as "01", "1e3" or "True" must stay what it is
+    index = pd.read_csv(processed / "index.csv", keep_default_na=False,
+                        dtype={"id": str, "label": str, "split": str, "sha256": str})
     with np.load(features_path) as npz:
         ids, features = npz["ids"], npz["features"]
         extractor = str(npz["extractor"]) if "extractor" in npz else Path(features_path).stem
@@ -356,6 +361,7 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     index["outlier_score"] = np.round(np.nan_to_num(np.fmax(overall, by_class), nan=0.0), 6)
     index["flags"] = flags
     kept = index[~index.id.isin(set(removed.id))]
+    check_splits_left(index, kept, removed)
     scores = index[["id", "split", "label"]].assign(
         **{f"{k}_score": quality[k].round(6) for k in QUALITY},
         outlier_score=np.round(overall, 6), class_outlier_score=np.round(by_class, 6),
@@ -370,6 +376,17 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     write_csv(out_dir / "removed.csv", removed)
     write_csv(out_dir / "index.csv", kept)
     return summary
+
+
+def check_splits_left(index: pd.DataFrame, kept: pd.DataFrame, removed: pd.DataFrame) -> None:
+    """Refuse to remove every train or every test image: training or evaluate would have nothing."""
+    for split, stage in (("train", "training"), ("test", "evaluate")):
+        if (index.split == split).any() and not (kept.split == split).any():
+            gone = removed[removed.split == split].reason.value_counts()
+            reasons = ", ".join(f"{reason} {n}" for reason, n in gone.items())
+            leaks = "replace the test images that copy training or validation images (leak), or " if split == "test" else ""
+            raise SpecimenError(f"clean would remove every {split} image ({reasons}), leaving {stage} nothing: "
+                                f"{leaks}relax clean.duplicates, clean.quality or clean.outliers")
 
 
 # ----------------------------------------------------------------------------------------------
