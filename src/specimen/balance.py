@@ -10,6 +10,9 @@ outliers and duplicates are never multiplied).
   nothing but the index.
 - ``class_weights.json``: ``balanced`` is scikit-learn's ``compute_class_weight('balanced')``,
   n_samples / (n_classes * count), over the (oversampled) training index; ``none`` gives 1.0.
+
+A class of the clean index with no training image (only in valid or test) is a one-line error: a
+model cannot learn it, and evaluate would score it as always wrong.
 """
 from __future__ import annotations
 
@@ -53,6 +56,13 @@ def balance(clean_index: Path, out_dir: Path, params: dict, image_size=None) -> 
     train = index[index.split == "train"]
     if train.empty:
         raise SpecimenError(f"{clean_index}: no training images left after cleaning")
+    untrained = sorted(set(index.label) - set(train.label))
+    if untrained:
+        where = index[index.label == untrained[0]].split.value_counts()
+        raise SpecimenError(f"{clean_index}: class {untrained[0]!r} has no training image (it has "
+                            f"{', '.join(f'{n} {s}' for s, n in where.items())}"
+                            f"{f' and {len(untrained) - 1} more classes the same' if len(untrained) > 1 else ''}): "
+                            "a model cannot learn it; add training images of it, or take it out of the dataset")
     over = params.get("oversample") or {}
     rows = train.assign(source_id=train.id, transform="")
     if over.get("target", "none") != "none":
