@@ -179,7 +179,8 @@ def _reading(where: str, entry: str):
     except (OSError, EOFError, RuntimeError, NotImplementedError, ValueError, zlib.error, lzma.LZMAError,
             zipfile.BadZipFile, tarfile.TarError) as e:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SpecimenError(f"{where}: cannot read entry {entry!r} ({why}); the archive is damaged, encrypted or crafted") from None
+        raise SpecimenError(f"{where}: cannot read entry {entry!r} ({why}); the archive is damaged, encrypted or "
+                            "crafted: download it again, or repack it without a password") from None
 
 
 # -- zip ----------------------------------------------------------------------------------------
