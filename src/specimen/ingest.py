@@ -491,16 +491,19 @@ def check_kept(root: Path, files: list[str], frame: pd.DataFrame) -> None:
     if kept.empty:
         counts = frame.reason.value_counts()
         reasons = ", ".join(f"{reason} {n}" for reason, n in counts.head(3).items())
+        what = f"no readable image in {len(frame)} files ({reasons})"
         if not any(PurePosixPath(f).suffix.lower() in Image.registered_extensions() for f in files):
             todo = "none has an image suffix (.jpg, .png, ...): check that dataset.source is the image dataset you meant"
         elif counts.index[0].startswith("not listed in"):
-            todo = "list the images in the labels file, or name the right one in dataset.labels_file"
+            what = f"not one of its {len(frame)} files is listed in the labels file ({reasons})"
+            todo = "list the images in it, or name the right one in dataset.labels_file"
         elif counts.index[0].startswith("not in "):
+            what = f"not one of its {len(frame)} files is in a class folder ({reasons})"
             todo = ("put each class's images in a folder of its own, two classes at least (<class>/<image>), "
                     "or list path and label in a labels file (dataset.labels_file)")
         else:
             todo = "check that dataset.source is the image dataset you meant"
-        raise SpecimenError(f"{root}: no readable image in {len(frame)} files ({reasons}): {todo}")
+        raise SpecimenError(f"{root}: {what}: {todo}")
     if kept.label.nunique() == 1:
         raise SpecimenError(f"{root}: all {len(kept)} images are of one class, {kept.label.iloc[0]!r}: a classifier "
                             "needs two at least; put each class's images in a folder of its own (<class>/<image>), "
