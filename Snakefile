@@ -28,7 +28,19 @@ rule all:
     default_target: True
 
 
+onstart:
+    # DVC's lock, held for the whole run: a `dvc repro` started meanwhile stops at it, and this
+    # run stops here (before any job) while DVC works. dvc-commit takes it over at the end.
+    if Path(".dvc").is_dir():
+        DVC_LOCK.append(hold_dvc_lock())
+
+
+onerror:
+    release_dvc_lock()
+
+
 onsuccess:
+    release_dvc_lock()
     # Record what Snakemake built in dvc.lock and the DVC cache: `dvc status` is then clean and
     # `dvc push` shares the artefacts. Not after a run with --configfile/--config overrides: DVC
     # knows only params.yaml, and would record values the artefacts were not built with.

@@ -11,6 +11,11 @@ plain ``dvc pull`` in a fresh clone, ``snakemake -n`` would plan the whole DAG a
 stage whose outputs are all there and match dvc.lock (``dvc status``) has its outputs touched in
 the DAG's order (``snakemake --touch``); then ``snakemake -n results/all`` plans only what was not
 pulled. A stage whose files differ from dvc.lock is left alone, and listed.
+
+hold_lock: DVC's own repository lock, which Snakemake takes for its whole run (the Snakefile's
+onstart) and hands to dvc-commit at the end. A ``dvc repro`` started during the run then stops at
+DVC's lock, as it would beside another DVC command, instead of writing the same outputs as
+Snakemake's jobs; and a Snakemake run started while DVC works stops before it runs anything.
 """
 from __future__ import annotations
 
@@ -27,6 +32,42 @@ def commit_finished(root: Path) -> tuple[list[str], list[str]]:
         return _commit(Repo, root)
     except DvcException as e:
         raise SpecimenError(f"dvc commit: {str(e).splitlines()[0]}") from None
+
+
+def hold_lock(root: Path):
+    """Take DVC's lock of the project at `root` (as ``dvc repro`` does, with DVC's own retries) and
+    return it; ``.unlock()`` gives it back. A SpecimenError while DVC works there.
+
+    DVC gives its repository lock back while a stage's command runs (so that the command may call
+    dvc), and marks the stage's paths in its read-write lock instead: a project is free only when
+    the first can be taken and the second names no live process."""
+    import os
+    import re
+
+    from dvc.lock import LockError, make_lock
+    from dvc.repo import Repo
+    from dvc.rwlock import rwlock
+
+    from specimen import SpecimenError
+
+    busy = ("DVC is running in this project (dvc repro, dvc exp run, dvc pull...) and holds its lock{}: "
+            "wait for it to finish, then run snakemake again")
+    with Repo(str(root)) as repo:  # DVC's own place and kind of lock (core.hardlink_lock)
+        hardlink = repo.config["core"].get("hardlink_lock", False)
+        lock = make_lock(repo.fs.join(repo.tmp_dir, "lock"), tmp_dir=repo.tmp_dir, hardlink_lock=hardlink)
+        try:
+            lock.lock()
+        except LockError:
+            raise SpecimenError(busy.format("")) from None
+        try:
+            with rwlock(repo.tmp_dir, repo.fs, "snakemake", [], [os.path.abspath(root)], hardlink):
+                pass
+        except LockError as e:
+            lock.unlock()
+            held = dict.fromkeys(re.findall(r"\(PID (\d+)\): (\S+)(.*)", str(e)))  # "(PID 7): /venv/bin/dvc repro"
+            who = "; ".join(f"PID {pid}: {os.path.basename(program)}{rest}" for pid, program, rest in held)
+            raise SpecimenError(busy.format(f" ({who})" if who else "")) from None
+    return lock
 
 
 def _by_outputs(repo) -> tuple[list, list]:

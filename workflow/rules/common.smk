@@ -1,4 +1,6 @@
 # Helpers and validation shared by the rules.
+import sys
+
 import yaml
 from snakemake.utils import min_version, validate
 
@@ -64,3 +66,24 @@ def effective_params(config):
 
 
 PARAMS_ARE_PARAMS_YAML = effective_params(config)
+
+
+# DVC's lock while Snakemake runs (the Snakefile's onstart, onerror and onsuccess).
+DVC_LOCK = []
+
+
+def hold_dvc_lock():
+    """DVC's repository lock, or a one-line refusal while DVC holds it (specimen.dvcsync.hold_lock)."""
+    from specimen import SpecimenError
+    from specimen.dvcsync import hold_lock
+
+    try:
+        return hold_lock(Path("."))
+    except SpecimenError as e:
+        print(f"specimen: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def release_dvc_lock():
+    while DVC_LOCK:
+        DVC_LOCK.pop().unlock()
