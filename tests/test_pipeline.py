@@ -311,12 +311,12 @@ def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     out = run(["dvc", "exp", "run", "-S", "train.epochs=2"], p, timeout=600).stdout
     assert reran(out) == (touched, DATA_STAGES | {"baselines"})
     check_dvc_metrics_and_plots(p, committed)
-    for epochs in (1, 4):  # a sweep, queued, then run in temporary copies of the project
-        run(["dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}"], p)
+    # queued, then run in a temporary copy of the project (one here: each costs a run of train to report)
+    run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=4"], p)
     run(["dvc", "exp", "run", "--run-all"], p, timeout=900)
 
     exps = experiments(p)
-    assert sorted(epochs for epochs, _ in exps.values()) == [1, 2, 4]
+    assert sorted(epochs for epochs, _ in exps.values()) == [2, 4]
     for name, (epochs, metrics) in exps.items():
         assert set(metrics) == METRICS and 0 <= metrics["accuracy"] <= 1
         if epochs != 2:  # the queued ones: each log says what ran

@@ -105,12 +105,24 @@ def _fingerprint(model_name, train, tune, seed, files) -> dict:
             "files": {str(f): sha256_file(f) for f in files}}
 
 
+def _save_json_atomically(path, obj) -> str:
+    """KerasTuner's utils.save_json, complete or absent: it rewrites its state (oracle.json, each
+    trial.json) as every trial ends, and a kill in the middle of a write left the file cut short
+    and the whole search lost on resume."""
+    text = json.dumps(obj)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return text
+
+
 def _tuner_class():
     import keras
     import keras_tuner as kt
     import keras_tuner.src.config
+    import keras_tuner.src.utils
 
     keras_tuner.src.config.DEBUG = False  # a failed trial is one line (on_trial_end), not KerasTuner's traceback
+    keras_tuner.src.utils.save_json = _save_json_atomically
 
     from specimen.models import build
     from specimen.train import compile_phase, plan, plateau_callbacks
