@@ -19,11 +19,18 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 def _tmp_sibling(path: Path) -> Path:
     """A hidden name in the same folder (so os.replace is atomic) that keeps the suffix. What a
     killed writer left under such a name (its process is gone) is removed first."""
-    for left in path.parent.glob(f".{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"):
-        pid = left.name[len(path.stem) + 6:len(left.name) - len(path.suffix) or None]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink(missing_ok=True)
+    remove_left_by_dead(path.parent.glob(f".{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"),
+                        lambda left: left.name[len(path.stem) + 6:len(left.name) - len(path.suffix) or None])
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def remove_left_by_dead(paths, pid_of) -> None:
+    """Remove each of `paths` (files or folders) whose name holds, as pid_of(path) reads it, the id
+    of a process that is gone: what a killed run left behind."""
+    for left in paths:
+        pid = pid_of(left)
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True) if left.is_dir() and not left.is_symlink() else left.unlink(missing_ok=True)
 
 
 def process_alive(pid: int) -> bool:

@@ -20,7 +20,6 @@ to decode, is a one-line error: training or evaluate would have nothing to work 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import warnings
 from multiprocessing import Pool
@@ -33,7 +32,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.files import CSV_OPTIONS, atomic_dir, process_alive, write_json
+from specimen.files import CSV_OPTIONS, atomic_dir, remove_left_by_dead, write_json
 from specimen.shards import shard_name, write_shard
 
 INDEX_COLUMNS = ["id", "label", "split", "sha256", "width", "height", "shard", "offset", "y0", "x0", "y1", "x1"]
@@ -162,10 +161,7 @@ def _scratch() -> tempfile.TemporaryDirectory:
     /dev/shm) is removed by the next run."""
     shm = Path("/dev/shm")
     root = Path(shm if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir())
-    for left in root.glob("specimen-preprocess-*-*"):
-        pid = left.name.split("-")[2]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(left, ignore_errors=True)
+    remove_left_by_dead(root.glob("specimen-preprocess-*-*"), lambda left: left.name.split("-")[2])
     return tempfile.TemporaryDirectory(prefix=f"specimen-preprocess-{os.getpid()}-", dir=root)
 
 
