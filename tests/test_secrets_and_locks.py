@@ -67,11 +67,14 @@ class CommandLines(threading.Thread):
             time.sleep(0.05)
 
 
-def running(*words) -> bool:
-    """Whether some process's command line holds all of `words` (e.g. specimen train)."""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def running(project: Path, *words) -> bool:
+    """Whether a process working in `project` has a command line that holds all of `words` (e.g. specimen
+    train). Only this project's: under pytest-xdist, another test trains at the same time in its own folder."""
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if Path(os.readlink(proc / "cwd")) != project.resolve():
+                continue
         except OSError:
             continue
         if all(any(Path(a).name == w or a == w for a in args) for w in words):
@@ -98,10 +101,10 @@ def user_run(tmp_path_factory, isolated_home):
         env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=TOKEN, KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=server.proxy)
         main = subprocess.Popen(["snakemake", "--cores", "2", "results/all"], cwd=project, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wait_for(lambda: running("specimen", "train") or main.poll() is not None)
+        wait_for(lambda: running(project, "specimen", "train") or main.poll() is not None)
         second = run(["snakemake", "--cores", "1", "results/all"], project, check=False, env=env)
         repro = run(["dvc", "repro"], project, check=False, env=env)
-        training_meanwhile = running("specimen", "train")
+        training_meanwhile = running(project, "specimen", "train")
         log, _ = main.communicate(timeout=900)
         auth = [r["auth"] for r in server.requests if r.get("auth")]
     watcher.stop.set()
@@ -158,7 +161,7 @@ def test_snakemake_is_refused_while_dvc_repro_runs(user_run):
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("epochs: 2", "epochs: 3", 1))
     repro = subprocess.Popen(["dvc", "repro"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: running("specimen", "train") or repro.poll() is not None)
+    wait_for(lambda: running(project, "specimen", "train") or repro.poll() is not None)
     refused = run(["snakemake", "--cores", "1", "results/all"], project, check=False)
     log, _ = repro.communicate(timeout=600)
     assert repro.returncode == 0, log[-3000:]
