@@ -193,6 +193,31 @@ def test_a_search_killed_between_a_trials_file_and_the_oracles_state_draws_that_
                                   pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True)
 
 
+def test_a_search_killed_between_the_oracles_state_and_the_tuners_keeps_its_first_trial(
+        tiny, searched, monkeypatch, capsys):
+    """As the first trial ends, KerasTuner saves the oracle, then its own (empty) state, which is what it
+    looks for to resume. Killed in between, the resumed search keeps that trial, and ends as if never killed."""
+    from keras_tuner.src.engine.base_tuner import BaseTuner
+
+    def killed_before_the_tuners_state(self):
+        self.oracle.save()
+        raise Killed
+
+    monkeypatch.setattr(BaseTuner, "save", killed_before_the_tuners_state)
+    with pytest.raises(Killed):
+        run_tune(tiny, "untold")
+    monkeypatch.undo()
+    work = tiny / "untold.work/search"
+    assert (work / "oracle.json").is_file() and not (work / "tuner0.json").exists()
+    capsys.readouterr()
+
+    run_tune(tiny, "untold")
+    said = capsys.readouterr().out
+    assert "1 of 3 trials already finished" in said and "trial 1/3" not in said, said
+    pd.testing.assert_frame_equal(pd.read_csv(tiny / "untold/trials.csv").drop(columns="seconds"),
+                                  pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True)
+
+
 @pytest.mark.parametrize("change, words", [
     ({"tune": {"learning_rate": [0.1, 0.001]}}, ["tune.learning_rate", "not a range"]),
     ({"model": "resnet"}, ["unknown model 'resnet'", "small_cnn"]),

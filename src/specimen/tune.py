@@ -191,6 +191,11 @@ def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
     kwargs = dict(job=job, objective=objective, max_trials=job["tune"]["trials"], hyperparameters=hp,
                   num_initial_points=job["tune"]["initial_points"], seed=job["seed"] + 1,  # KerasTuner: 0 = unseeded
                   allow_new_entries=False, tune_new_entries=False, directory=str(work), project_name="search")
+    # KerasTuner reloads only when its tuner state exists, and writes it after the oracle's as the first trial
+    # ends: killed in between, the oracle's record would be thrown away. That state is always {}: write it.
+    state = work / "search" / "tuner0.json"
+    if (work / "search" / "oracle.json").is_file() and not state.exists():
+        _save_json_atomically(state, {})
     try:
         tuner = Search(**kwargs)
     except (ValueError, KeyError, RuntimeError) as e:  # a state file cut short by a kill
