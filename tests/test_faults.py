@@ -48,7 +48,7 @@ def kill_when(cmd, project: Path, ready, env=None, timeout=180) -> int:
 def data_project(path: Path) -> Path:
     """A project folder whose params.yaml makes small shards and a slow enough embedding to kill."""
     params_with(path, lambda p: (p["preprocess"].update(shard_size=64),
-                                 p["embed"].update(extractor="mobilenetv2", weights="none", input_size=[32, 32], batch_size=32)))
+                                 p["embed"].update(extractor="mobilenetv2", weights="none", input_size=[96, 96], batch_size=32)))
     return path
 
 
