@@ -151,6 +151,10 @@ def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_pa
     _kill_when(first, metadata)
     finished = json.loads(metadata.read_text())["epoch"]  # epochs done when the kill landed
     assert not (out / "model.keras").exists()  # nothing half-written
+    # and as if the kill had landed while the next epoch's backup was written: its weights cut short,
+    # its training_metadata.json half-written beside (under the name of a process that is gone)
+    (metadata.parent / f"epoch-{finished + 1}.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    (metadata.parent / f".training_metadata.tmp-{first.pid}.json").write_text('{"epoch": ')
 
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -164,6 +168,64 @@ def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_pa
     assert history.phase.value_counts().to_dict() == ({"train": epochs} if model == "small_cnn"
                                                       else {"head": 2, "fine_tune": fine_tune})
     assert (out / "model.keras").is_file() and not work.exists()
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL at one exact point (Keras catches Exception, not this)."""
+
+
+@pytest.mark.parametrize("killed_while", ["weights", "metadata"])
+def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(tmp_path, monkeypatch, killed_while):
+    """Keras' BackupAndRestore rewrote its weights and training_metadata.json in place: killed during
+    either write, the run could not resume. Killed there now, it resumes after the last whole epoch."""
+    import contextlib
+
+    import keras
+
+    import specimen.train
+    from specimen.train import _callback_classes
+
+    Backup = _callback_classes()[2]
+    x = np.random.default_rng(0).random((32, 4)).astype("float32")
+    y = (x.sum(axis=1) > 2).astype("int32")
+
+    def fit(epochs, *more):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model.fit(x, y, epochs=epochs, verbose=0, shuffle=False,
+                         callbacks=[Backup(str(tmp_path), delete_checkpoint=False), *more]), model
+
+    _, once = fit(1)
+    after_one = once.get_weights()
+
+    if killed_while == "weights":
+        def save_weights(self, filepath, overwrite=True, **kwargs):
+            Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # an h5 file cut short
+            raise Killed
+        monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    else:
+        @contextlib.contextmanager
+        def atomic_file(path):
+            tmp = Path(path).with_name(f".{Path(path).stem}.tmp-99999999{Path(path).suffix}")
+            yield tmp
+            raise Killed  # written beside, never moved in place
+        monkeypatch.setattr(specimen.train, "atomic_file", atomic_file)
+    with pytest.raises(Killed):
+        fit(2)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
+
+    restored = []
+
+    class Restored(keras.callbacks.Callback):  # after Backup: the weights training goes on from
+        def on_train_begin(self, logs=None):
+            restored.append(self.model.get_weights())
+
+    history, _ = fit(2, Restored())
+    assert history.epoch == [1]  # only the second epoch ran again
+    for a, b in zip(restored[0], after_one):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_mixed_precision_computes_in_float16_with_a_float32_softmax_and_trains():

@@ -186,7 +186,33 @@ def _callback_classes():
             with atomic_file(self.path) as tmp:
                 tmp.write_text(json.dumps(state))
 
-    return EpochInfo, CallbackState
+    class Backup(keras.callbacks.BackupAndRestore):
+        """BackupAndRestore whose backup is whole at any instant. Keras rewrites latest.weights.h5 and
+        then training_metadata.json in place, so a kill during either write left an empty JSON or a cut-short
+        .h5 and the run could not resume. Here each epoch's weights go to a file of their own, then
+        training_metadata.json (moved in place) names that epoch, then older weights are removed: a kill
+        anywhere leaves the last epoch named complete, with its weights."""
+
+        def _weights_of(self, epoch) -> str:
+            return str(Path(self.backup_dir) / f"epoch-{epoch}.weights.h5")
+
+        def _load_model(self):
+            meta = Path(self._training_metadata_path)
+            if meta.is_file():  # else a fresh start: weights of an epoch never named are not whole
+                self._weights_path = self._weights_of(json.loads(meta.read_text())["epoch"])
+            super()._load_model()
+
+        def _save_model(self):
+            Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+            self._weights_path = self._weights_of(self._current_epoch)
+            self.model.save_weights(self._weights_path, overwrite=True)
+            with atomic_file(self._training_metadata_path) as tmp:
+                tmp.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+            for old in Path(self.backup_dir).glob("epoch-*.weights.h5"):
+                if str(old) != self._weights_path:
+                    old.unlink()
+
+    return EpochInfo, CallbackState, Backup
 
 
 def _plain(value):
@@ -239,7 +265,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
         print(f"{work}: left by a run with other params or data; starting {model_name} over", flush=True)
     log_path, done_path = work / "history.csv", work / "phases.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else []  # finished phases
-    EpochInfo, CallbackState = _callback_classes()
+    EpochInfo, CallbackState, Backup = _callback_classes()
     with strategy.scope():
         model = load(work / "phase.keras") if done else build(model_name, input_shape, len(classes), params, seed)
     live = Live(str(work / "dvclive"), resume=True, dvcyaml=False, save_dvc_exp=False, report=None)
@@ -268,7 +294,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
                      DVCLiveCallback(live=live),
                      CallbackState(backup / "callbacks.json", tracked),
                      # last: a saved epoch is a logged one; kept until the phase is recorded as done
-                     keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
+                     Backup(str(backup), delete_checkpoint=False)]
         model._initial_epoch = None  # Keras keeps the epoch a previous fit restored
         model.fit(train_ds, validation_data=valid_ds, initial_epoch=first, epochs=first + phase.epochs,
                   class_weight=inputs.class_weight, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled by tf.data
