@@ -13,6 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker more than the cores (then --maxprocesses). Much of the suite waits on its
+    subprocesses (snakemake, dvc, SLURM, sshd): on two cores, two workers kept 1.25 cores busy."""
+    return (os.cpu_count() or 1) + 1
+
+
 @pytest.fixture(autouse=True, scope="session")
 def isolated_home(tmp_path_factory):
     """Keras, matplotlib, DVC, Snakemake and XDG caches in a temp folder; nothing in the real home."""
