@@ -199,7 +199,9 @@ def _callback_classes():
         def _load_model(self):
             meta = Path(self._training_metadata_path)
             if meta.is_file():  # else a fresh start: weights of an epoch never named are not whole
-                self._weights_path = self._weights_of(json.loads(meta.read_text())["epoch"])
+                named = self._weights_of(json.loads(meta.read_text())["epoch"])
+                if Path(named).is_file() or not Path(self._weights_path).is_file():  # else Keras' own
+                    self._weights_path = named  # latest.weights.h5, left by a run of an older specimen
             super()._load_model()
 
         def _save_model(self):
