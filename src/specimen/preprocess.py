@@ -180,14 +180,15 @@ def _append(f, rows: list[dict], columns: list[str]) -> None:
 SPLIT_USERS = {"train": "training", "test": "evaluate"}  # the splits a run cannot do without
 
 
-def split_counts(manifest_path: Path, chunk: int) -> dict:
-    """{split: images ingest kept in it}, reading the manifest a chunk at a time."""
-    counts = {}
+def split_counts(manifest_path: Path, chunk: int) -> tuple[int, dict]:
+    """(rows, {split: images ingest kept in it}), reading the manifest a chunk at a time."""
+    rows, counts = 0, {}
     for part in pd.read_csv(manifest_path, usecols=["split", "status"], dtype=str, keep_default_na=False,
                             chunksize=max(chunk, 10_000)):
+        rows += len(part)
         for split, n in part[part.status == "ok"].split.value_counts().items():
             counts[split] = counts.get(split, 0) + int(n)
-    return counts
+    return rows, counts
 
 
 def check_splits(manifest_path: Path, counts: dict) -> None:
@@ -207,9 +208,8 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     Paths in the manifest are relative to `extracted` (data/extracted)."""
     height, width = image["size"]
     job = (height, width, image["color"], image["resize"], image.get("max_pixels"))
-    with open(manifest_path, encoding="utf-8") as f:
-        total = max(0, sum(1 for _ in f) - 1)
-    check_splits(manifest_path, split_counts(manifest_path, shard_size))
+    total, counts = split_counts(manifest_path, shard_size)  # one read of the manifest before decoding
+    check_splits(manifest_path, counts)
     kept = rejected = 0
     kept_in = {}  # kept images per split
     first_reject = {}  # split: (id, reason) of its first image that failed to decode
