@@ -417,18 +417,22 @@ def _splits_from_folders(listed: list[str], places: dict) -> bool:
 ALONE = "the only image of its class: train split"
 
 
+def alone_in_class(frame: pd.DataFrame) -> pd.Series:
+    """The kept rows whose class has no other kept image, when there are two classes at least."""
+    ok = frame.status == "ok"
+    counts = frame[ok].label.value_counts()
+    return ok & (frame.label.map(counts) == 1) & (len(counts) > 1)
+
+
 def assign_splits(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
     """A stratified train/valid/test split of the kept rows, reproducible from the seed. The one
     image of a class that has only one goes to train (a model cannot learn a class it never sees),
     and the other classes are split as if it were not there."""
-    ok = frame[frame.status == "ok"]
     split = pd.Series("", index=frame.index)
+    alone = alone_in_class(frame)
+    split[alone] = "train"
+    ok = frame[(frame.status == "ok") & ~alone]
     counts = ok.label.value_counts()
-    alone = ok.label.map(counts) == 1
-    if alone.any() and len(counts) > 1:
-        split[ok.index[alone]] = "train"
-        ok = ok[~alone]
-        counts = counts[counts > 1]
     stratify_ok = counts.min() >= 3 if len(counts) else False
     rest_frac = proportions["valid"] + proportions["test"]
     if len(ok) < 3 or rest_frac == 0:
@@ -528,10 +532,7 @@ def ingest(extracted: Path, out_dir: Path, split: dict, seed: int, labels_file: 
     frame = manifest_rows(root, extracted, files, places, missing, max_pixels)
     if not provided:
         frame["split"] = assign_splits(frame, split, seed)
-        ok = frame.status == "ok"
-        alone = ok & (frame.label.map(frame[ok].label.value_counts()) == 1) & (frame.reason == "")
-        if frame[ok].label.nunique() > 1:
-            frame.loc[alone, "reason"] = ALONE
+        frame.loc[alone_in_class(frame) & (frame.reason == ""), "reason"] = ALONE
     elif merge_train_valid:
         frame["split"] = resplit_train_valid(frame, split, seed)
     check_kept(root, files, frame)
