@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+class Killed(BaseException):
+    """Stands for a SIGKILL at one exact point of a test (Keras and KerasTuner catch Exception, not this)."""
+
+
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker more than the cores (then --maxprocesses). Much of the suite waits on its
     subprocesses (snakemake, dvc, SLURM, sshd): on two cores, two workers kept 1.25 cores busy."""

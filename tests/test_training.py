@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from specimen.train import plan
+from tests.conftest import Killed
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,10 +169,6 @@ def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_pa
     assert history.phase.value_counts().to_dict() == ({"train": epochs} if model == "small_cnn"
                                                       else {"head": 2, "fine_tune": fine_tune})
     assert (out / "model.keras").is_file() and not work.exists()
-
-
-class Killed(BaseException):
-    """Stands for a SIGKILL at one exact point (Keras catches Exception, not this)."""
 
 
 @pytest.mark.parametrize("killed_while", ["weights", "metadata", "older_specimen"])

@@ -15,6 +15,7 @@ from PIL import Image
 
 from specimen import params as params_mod
 from specimen.tune import space, tune
+from tests.conftest import Killed
 from tests.test_train_evaluate import TRAIN, tiny_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,10 +164,6 @@ def _recorded(work: Path) -> list:
     if not (work / "search/tuner0.json").is_file():
         return []
     return [t for t in _completed(work) if t["trial_id"] in oracle.get("end_order", [])]
-
-
-class Killed(BaseException):
-    """Stands for a SIGKILL at one exact point (KerasTuner catches Exception, not this)."""
 
 
 def test_a_search_killed_between_a_trials_file_and_the_oracles_state_draws_that_trial_again(
