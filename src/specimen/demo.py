@@ -445,45 +445,6 @@ def make_demo(zip_path: Path, truth_path: Path, seed: int = 0) -> dict:
     return truth
 
 
-# What clean should find, per planted kind: the reasons that count as finding it.
-ANOMALY_KINDS = ("foreign", "blank", "noise")
-COPY_KINDS = {"exact_duplicate": "duplicate", "cross_split_duplicate": "leak",
-              "near_duplicate": "near_duplicate", "near_duplicate_leak": "near_leak"}
-
-
-def score_cleaning(truth: dict, removed, kept_or_removed_ids) -> dict:
-    """Precision and recall of a cleaning run against the truth file, per planted kind.
-
-    ``removed`` is clean's removed.csv as a DataFrame; ``kept_or_removed_ids`` every id clean saw
-    (planted files that never reached it, such as corrupt ones, are not counted).
-    Anomalies (foreign, blank, noise) count as found when removed for any reason that is not a
-    duplicate; their precision is that of all such removals. A copy counts as found when it is
-    removed with the expected reason and twin; any other (id, twin) pair is a false pair.
-    """
-    files = {r["path"]: r for r in truth["files"]}
-    seen = set(kept_or_removed_ids)
-    copy_reasons = set(COPY_KINDS.values())
-    anomaly_rows = removed[~removed.reason.isin(copy_reasons)]
-    anomalous = {p for p, r in files.items() if r["kind"] in ANOMALY_KINDS}
-    hits = set(anomaly_rows.id)
-    precision = len(hits & anomalous) / len(hits) if hits else 1.0
-    result = {}
-    for kind in ANOMALY_KINDS:
-        planted = {p for p, r in files.items() if r["kind"] == kind and p in seen}
-        found = planted & hits
-        result[kind] = {"planted": len(planted), "found": len(found), "false": len(hits - anomalous),
-                        "recall": len(found) / len(planted) if planted else 1.0, "precision": precision}
-    for kind, reason in COPY_KINDS.items():
-        planted = {(p, r["twin"]) for p, r in files.items() if r["kind"] == kind and p in seen and r["twin"] in seen}
-        rows = removed[removed.reason == reason]
-        detected = set(zip(rows.id, rows.twin))
-        true_pairs = detected & planted
-        result[kind] = {"planted": len(planted), "found": len(true_pairs), "false": len(detected - planted),
-                        "recall": len(true_pairs) / len(planted) if planted else 1.0,
-                        "precision": len(true_pairs) / len(detected) if detected else 1.0}
-    return result
-
-
 def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the specimen demo dataset.")
     parser.add_argument("zip_path", type=Path)

@@ -40,8 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specimen import SpecimenError
-from specimen.download import ARCHIVE_SUFFIXES
-from specimen.files import atomic_dir
+from specimen.files import ARCHIVE_SUFFIXES, atomic_dir
 
 CHUNK = 1 << 20
 RATIO_FLOOR = 1 << 20  # bytes: smaller entries may compress as well as they like

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# The archives download keeps and extract unpacks.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
 def _tmp_sibling(path: Path) -> Path:
