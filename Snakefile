@@ -21,10 +21,17 @@ include: "workflow/rules/autoencoder.smk"  # optional: results/autoencoder/<clas
 include: "workflow/rules/search.smk"  # optional: results/search/<target>.csv for each of search.targets
 
 
+# `snakemake` alone: every artefact of the main DAG. Snakemake rebuilds a deleted file only when
+# something it builds needs it: `snakemake results/all` brings back what results/all needs, while
+# this rule asks for each artefact by name, so a figure or table you deleted comes back too.
 rule all:
     input:
         "results/all",
         SEARCHES,  # results/search/<target>.csv for each of search.targets (none by default)
+        rules.download.output, rules.extract.output, rules.ingest.output, rules.preprocess.output,
+        rules.embed.output, rules.clean.output, rules.balance.output, rules.baselines.output,
+        expand(rules.train.output, model=MODELS), expand(rules.evaluate.output, model=MODELS),
+        expand(rules.explain.output, model=MODELS), rules.report.output,
     default_target: True
 
 
@@ -36,16 +43,13 @@ onstart:
 
 
 onerror:
-    release_dvc_lock()
+    # What the jobs that did finish built is recorded as on success; a run that never started
+    # (refused at a lock) has no DVC lock of its own and records nothing.
+    if DVC_LOCK:
+        release_dvc_lock()
+        record_in_dvc(failed=True)
 
 
 onsuccess:
     release_dvc_lock()
-    # Record what Snakemake built in dvc.lock and the DVC cache: `dvc status` is then clean and
-    # `dvc push` shares the artefacts. Not after a run with --configfile/--config overrides: DVC
-    # knows only params.yaml, and would record values the artefacts were not built with.
-    if Path(".dvc").is_dir() and PARAMS_ARE_PARAMS_YAML:
-        shell("specimen dvc-commit")
-    elif Path(".dvc").is_dir():
-        print("specimen: config overrides in use, so DVC does not record this run; "
-              "copy the config over params.yaml (and run again) to version it with DVC")
+    record_in_dvc()

@@ -51,6 +51,37 @@ def run(cmd, cwd, check=True, **kw):
     return proc
 
 
+# Optional stages: rules no default target needs, whose DVC stages live in a dvc.yaml of their own
+# (that `dvc repro` leaves alone); DVC names such a stage after its file.
+OPTIONAL = {"tune": "tune/dvc.yaml", "autoencoder": "autoencoder/dvc.yaml"}
+
+
+def snakemake_jobs(workdir: Path, targets=(), forceall=False) -> dict:
+    """{job, named as DVC names its stage: {cmd, inputs, outputs}} of what `snakemake -n [targets]`
+    would run (with --forceall: every job the targets need)."""
+    out = run(["snakemake", "-n", "-p", "--cores", "1", *(["--forceall"] if forceall else []), *targets],
+              workdir).stdout
+    jobs = {}
+    for block in re.split(r"\n(?:local)?rule ", out)[1:]:
+        rule = block.split(":", 1)[0]
+        if rule == "all":
+            continue
+        fields = dict(re.findall(r"^    (input|output|wildcards): (.*)$", block, re.M))
+        cmd = re.search(r"^Shell command: (.*)$", block, re.M)
+        name = rule
+        if "wildcards" in fields:
+            name += "@" + fields["wildcards"].split("=", 1)[1]
+        if rule in OPTIONAL:
+            name = f"{OPTIONAL[rule]}:{name}"
+        jobs[name] = {
+            # Snakemake adds its log redirect; the command itself is what DVC runs.
+            "cmd": " ".join(re.sub(r"\s*> \S+ 2>&1$", "", cmd.group(1)).split()) if cmd else None,
+            "inputs": set(fields.get("input", "").split(", ")) - {""},
+            "outputs": set(fields["output"].split(", ")),
+        }
+    return jobs
+
+
 def planned_jobs(project: Path) -> set:
     """The rules `snakemake -n results/all` would run in `project`."""
     out = run(["snakemake", "-n", "--cores", "2", "results/all"], project).stdout

@@ -4,11 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import OPTIONAL, snakemake_jobs
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# Optional stages: rules no default target needs, whose DVC stages live in a dvc.yaml of their own
-# (that `dvc repro` leaves alone); DVC names such a stage after its file.
-OPTIONAL = {"tune": "tune/dvc.yaml", "autoencoder": "autoencoder/dvc.yaml"}
 
 
 def optional_targets(workdir: Path) -> list:
@@ -19,31 +18,6 @@ def optional_targets(workdir: Path) -> list:
     models = params["train"]["models"]
     return [f"results/tune/{m}/best_params.yaml" for m in models] + [
         f"results/autoencoder/{params['autoencoder']['class']}/metrics.json"]  # one job: the class in params
-
-
-def snakemake_jobs(workdir: Path, targets=()) -> dict:
-    """{job name: {cmd, inputs, outputs}} from `snakemake -n -p --forceall [targets]` (job name as DVC names it)."""
-    out = subprocess.run([BIN / "snakemake", "-n", "-p", "--forceall", "--cores", "1", *targets], cwd=workdir,
-                         capture_output=True, text=True, check=True).stdout
-    jobs = {}
-    for block in out.split("\nrule ")[1:]:
-        rule = block.split(":", 1)[0]
-        if rule == "all":
-            continue
-        fields = dict(re.findall(r"^    (input|output|wildcards): (.*)$", block, re.M))
-        cmd = re.search(r"^Shell command: (.*)$", block, re.M).group(1)
-        name = rule
-        if "wildcards" in fields:
-            name += "@" + fields["wildcards"].split("=", 1)[1]
-        if rule in OPTIONAL:
-            name = f"{OPTIONAL[rule]}:{name}"
-        jobs[name] = {
-            # Snakemake adds its log redirect; the command itself is what DVC runs.
-            "cmd": " ".join(re.sub(r"\s*> \S+ 2>&1$", "", cmd).split()),
-            "inputs": set(fields.get("input", "").split(", ")) - {""},
-            "outputs": set(fields["output"].split(", ")),
-        }
-    return jobs
 
 
 def dvc_stages(workdir: Path) -> dict:
@@ -63,7 +37,7 @@ def covered(path: str, deps: set) -> bool:
 
 def test_snakemake_and_dvc_describe_the_same_dag():
     """Every DVC stage (all dvc.yaml files) against the jobs of the default target plus the optional ones."""
-    smk, dvc = snakemake_jobs(ROOT, ["results/all", *optional_targets(ROOT)]), dvc_stages(ROOT)
+    smk, dvc = snakemake_jobs(ROOT, ["results/all", *optional_targets(ROOT)], forceall=True), dvc_stages(ROOT)
     assert set(smk) == set(dvc), "the two DAGs have different stages"
     assert len(smk) == 14  # download .. evaluate, explain for one model (10 jobs), report, baselines; and tune, autoencoder, optional
     for name in sorted(smk):
@@ -93,7 +67,7 @@ def test_every_param_dvc_lists_is_in_params_yaml():
 
 def test_the_optional_stages_stay_out_of_the_default_runs():
     """`snakemake` (results/all) and `dvc repro` (./dvc.yaml) plan everything but the optional stages."""
-    default = set(snakemake_jobs(ROOT))
+    default = set(snakemake_jobs(ROOT, forceall=True))
     assert len(default) == 12 and not any(name.startswith(tuple(OPTIONAL.values())) for name in default)
     out = subprocess.run([BIN / "dvc", "repro", "--dry", "--force"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout

@@ -14,12 +14,15 @@ from pathlib import Path
 from specimen import SpecimenError, __version__
 
 STAGES = {}
+DAG_STAGES = set()  # the stages Snakemake and DVC run (the others are tools)
 
 
-def stage(name: str, help: str):
+def stage(name: str, help: str, dag: bool = True):
     """Register a handler: `setup(parser)` adds its arguments, the function runs it."""
     def register(func):
         STAGES[name] = (help, func)
+        if dag:
+            DAG_STAGES.add(name)
         return func
     return register
 
@@ -38,7 +41,9 @@ def _download(p, args=None):
         p.add_argument("out", type=Path, help="output folder, e.g. data/raw")
         return
     from specimen.download import download
+    from specimen.localsource import update_link
     meta = download(p["dataset"]["source"], args.out, p["dataset"]["version"])
+    update_link(p["dataset"]["source"])  # what DVC hashes as the source's content (./local-source)
     return f"{meta['archive']} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]}...)"
 
 
@@ -239,7 +244,7 @@ def _tune(p, args=None):
             f"(trial {int(best['trial'])}); see {args.out / 'best_params.yaml'}")
 
 
-@stage("predict", "tool: the top-k classes of an image or a folder of images, preprocessed as the model's training data was")
+@stage("predict", "tool: the top-k classes of an image or a folder of images, preprocessed as the model's training data was", dag=False)
 def _predict(p, args=None):
     if args is None:
         p.add_argument("model", help="a model folder (holding model.keras and meta.json), or a name under results/models/")
@@ -295,7 +300,7 @@ def _search(p, args=None):
     return f"{len(r['table']) - 1} nearest of {r['images']} images in {args.data} to {r['target']}{skipped}{where}"
 
 
-@stage("pull", "a teammate's pull: dvc pull (TARGETS with what they need, or everything), then mark it current for Snakemake")
+@stage("pull", "a teammate's pull: dvc pull (TARGETS with what they need, or everything), then mark it current for Snakemake", dag=False)
 def _pull(p, args=None):
     if args is None:
         p.add_argument("targets", nargs="*", help="DVC stages or outputs, e.g. train@small_cnn or results/models/small_cnn/model.keras "
@@ -309,13 +314,35 @@ def _pull(p, args=None):
             + (f"; not pulled: {', '.join(r['missing'])}" if r["missing"] else ""))
 
 
-@stage("dvc-commit", "record finished artefacts in dvc.lock and the DVC cache (Snakemake runs this on success)")
+@stage("dvc-commit", "make dvc.lock say what Snakemake knows: record what it calls current, forget what it would run (Snakemake runs this when a run ends)", dag=False)
 def _dvc_commit(p, args=None):
     if args is None:
         return
     from specimen.dvcsync import commit_finished
-    done, missing = commit_finished(Path.cwd())
-    return f"committed {len(done)} DVC stages" + (f"; not yet run: {', '.join(missing)}" if missing else "")
+    r = commit_finished(Path.cwd())
+    said = [f"recorded {len(r['committed'])} DVC stages"]
+    if r["out_of_date"]:
+        forgotten = f" (their records removed: {', '.join(r['forgotten'])})" if r["forgotten"] else ""
+        said.append(f"out of date, to run again: {', '.join(r['out_of_date'])}{forgotten}")
+    if r["not_run"]:
+        said.append(f"not yet run: {', '.join(r['not_run'])}")
+    return "; ".join(said)
+
+
+@stage("params", "tool: params.yaml with the schema's defaults filled in; --fill writes in the keys it leaves out", dag=False)
+def _params(p, args=None):
+    if args is None:
+        p.add_argument("--fill", action="store_true",
+                       help="write every key the file leaves to the schema's defaults into it, with its default, "
+                            "keeping its comments (DVC reads the file as written, so every key must be there)")
+        return
+    from specimen.params import fill
+    if args.fill:
+        written = fill(args.params)
+        return f"wrote {len(written)} keys into {args.params}: {', '.join(written)}" if written else (
+            f"{args.params} already writes out every key")
+    import yaml
+    print(yaml.safe_dump(p, sort_keys=False), end="")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -328,7 +355,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"specimen {__version__}")
     subs = top.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, (help, func) in STAGES.items():
-        module = name if name not in ("dvc-commit", "pull") else "dvcsync"
+        module = {"dvc-commit": "dvcsync", "pull": "dvcsync"}.get(name, name)
         sub = subs.add_parser(name, help=help, description=_module_doc(module) or help,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.add_argument("--params", type=Path, default=Path(os.environ.get("SPECIMEN_PARAMS", "params.yaml")),
@@ -352,6 +379,8 @@ def main(argv=None) -> int:
         from specimen import params as params_mod
 
         p = params_mod.load(args.params)
+        if args.stage in DAG_STAGES and not os.environ.get("SPECIMEN_PARAMS") and args.params == Path("params.yaml"):
+            params_mod.check_complete(args.params)  # as DVC runs it: dvc.lock records params.yaml as written
         message = args.func(p, args)
     except SpecimenError as e:
         print(f"specimen {args.stage}: error: {e}", file=sys.stderr)

@@ -22,9 +22,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from specimen import SpecimenError
-from specimen.files import atomic_dir, sha256_file, write_json, zip_entry
-
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+from specimen.files import ARCHIVE_SUFFIXES, atomic_dir, sha256_file, write_json, zip_entry
+from specimen.localsource import dataset_files
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -46,9 +45,8 @@ def archive_suffix(path: Path) -> str | None:
 
 def zip_folder(folder: Path, zip_path: Path) -> None:
     """A folder as a zip that depends only on the files' names and bytes (sorted, fixed times)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as zf:
-        for path in files:
+        for path in dataset_files(folder):
             zf.writestr(zip_entry(path.relative_to(folder).as_posix()), path.read_bytes())
 
 

@@ -1,9 +1,15 @@
 """Keeping DVC and Snakemake in step: ``specimen dvc-commit`` and ``specimen pull``.
 
-dvc-commit: after Snakemake has built artefacts, record them in dvc.lock and the DVC cache.
-Snakemake runs the stages; DVC versions what they wrote. Committing every DVC stage whose
-outputs all exist makes ``dvc status`` clean and ``dvc push`` share them, without running
-anything again. Stages not yet run (outputs missing) are left alone and listed.
+dvc-commit: after a Snakemake run (the Snakefile runs it when a run ends, failed or not), make
+dvc.lock say what Snakemake knows. Snakemake is asked which jobs it would run now for every output
+DVC versions (``snakemake -n``, with the params of params.yaml, which is all DVC reads). A stage
+whose outputs it would not rebuild was built from the params, code and inputs it has now: it is
+recorded (``dvc commit``: dvc.lock and the DVC cache, so ``dvc push`` shares it). A stage it would
+run keeps the record it has when DVC calls it changed (``dvc status`` then says why); if DVC would
+call it current (its inputs rebuilt to the same bytes, say), its record is removed from dvc.lock,
+so that DVC too calls it out of date. After any run, whole or partial (``--until``, one target,
+``--forcerun``, a failed run, ``--configfile`` overrides), ``dvc status`` lists exactly the stages
+``snakemake -n`` would run.
 
 pull: ``dvc pull`` (of TARGETS and what they depend on, or of everything), then mark what was
 pulled current for Snakemake. DVC does not keep file times, and Snakemake decides by them: after a
@@ -16,22 +22,76 @@ hold_lock: DVC's own repository lock, which Snakemake takes for its whole run (t
 onstart) and hands to dvc-commit at the end. A ``dvc repro`` started during the run then stops at
 DVC's lock, as it would beside another DVC command, instead of writing the same outputs as
 Snakemake's jobs; and a Snakemake run started while DVC works stops before it runs anything.
+
+DVC's command line has no way to remove one stage's record from dvc.lock: ``forget`` does it with
+DVC's own lock-file class, the one place here that reaches below DVC's commands.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
-def commit_finished(root: Path) -> tuple[list[str], list[str]]:
+def commit_finished(root: Path) -> dict:
+    """Record in dvc.lock every DVC stage Snakemake calls current; forget the record of every stage it
+    would run. Returns {"committed": [...], "forgotten": [...], "out_of_date": [...], "not_run": [...]}
+    (stage names: forgotten ones had a record; out_of_date ones have outputs that Snakemake would
+    rebuild; not_run ones lack outputs)."""
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+    from dvc.repo import Repo, lock_repo
 
     from specimen import SpecimenError
 
     try:
-        return _commit(Repo, root)
+        with Repo(str(root)) as repo, lock_repo(repo):
+            stages = [s for s in repo.index.stages if s.cmd]
+            outputs = {s.addressing: [os.path.relpath(o.fs_path, repo.root_dir) for o in s.outs] for s in stages}
+            planned = snakemake_would_build(root, sorted({o for outs in outputs.values() for o in outs}))
+            rerun = [s for s in stages if set(outputs[s.addressing]) & planned]
+            current = [s for s in stages if s not in rerun and all(o.exists for o in s.outs)]
+            # a stage DVC already calls changed keeps its record (`dvc status` then says why); one it
+            # would call current (its inputs rebuilt to the same bytes, say) has its record removed
+            forgotten = [s.addressing for s in rerun if not s.changed() and forget(repo, s)]
+            for stage in current:
+                # relink=False: copy into the cache but leave the workspace files (and their mtimes,
+                # which Snakemake compares) as Snakemake wrote them.
+                repo.commit(stage.addressing, force=True, relink=False)
+            not_run = [s.addressing for s in stages if not all(o.exists for o in s.outs)]
+            return {"committed": [s.addressing for s in current], "forgotten": forgotten,
+                    "out_of_date": [s.addressing for s in rerun if s.addressing not in not_run], "not_run": not_run}
     except DvcException as e:
         raise SpecimenError(f"dvc commit: {str(e).splitlines()[0]}") from None
+
+
+def snakemake_would_build(root: Path, targets: list[str]) -> set[str]:
+    """Which of `targets`, and of the files they are made from, `snakemake -n` would (re)build now in
+    the project at `root` (with its params.yaml; files a killed job left count as to rebuild)."""
+    import re
+    import subprocess
+    import sys
+
+    from specimen import SpecimenError
+
+    env = {k: v for k, v in os.environ.items() if k != "SPECIMEN_PARAMS"}
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--rerun-incomplete", "--cores", "1",
+                           "--", *targets], cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        said = [line for line in (done.stderr + done.stdout).strip().splitlines() if line.strip()]
+        raise SpecimenError(f"snakemake -n failed, so nothing was recorded: {said[-1] if said else 'no message'}")
+    # Each job the dry run plans is a block "rule NAME:" (or "localrule") with an "output: a, b" line.
+    lines = re.findall(r"^    output: (.*)$", done.stdout, re.M)
+    listed = ", " + ", ".join(lines) + ","
+    return {t for t in targets if f", {t}," in listed}
+
+
+def forget(repo, stage) -> bool:
+    """Remove `stage`'s record from the dvc.lock beside its dvc.yaml; whether it had one."""
+    from dvc.dvcfile import Lockfile
+
+    lockfile = Lockfile(repo, os.path.splitext(stage.dvcfile.path)[0] + ".lock")
+    had = lockfile.exists() and stage.name in lockfile.load().get("stages", {})
+    lockfile.remove_stage(stage)
+    return had
 
 
 def hold_lock(root: Path):
@@ -41,7 +101,6 @@ def hold_lock(root: Path):
     DVC gives its repository lock back while a stage's command runs (so that the command may call
     dvc), and marks the stage's paths in its read-write lock instead: a project is free only when
     the first can be taken and the second names no live process."""
-    import os
     import re
 
     from dvc.lock import LockError, make_lock
@@ -76,16 +135,6 @@ def _by_outputs(repo) -> tuple[list, list]:
     for s in repo.index.stages:
         if s.cmd:
             (done if all(out.exists for out in s.outs) else missing).append(s)
-    return done, missing
-
-
-def _commit(Repo, root: Path) -> tuple[list[str], list[str]]:
-    with Repo(str(root)) as repo:
-        done, missing = ([s.addressing for s in group] for group in _by_outputs(repo))
-        for name in done:
-            # relink=False: copy into the cache but leave the workspace files (and their mtimes,
-            # which Snakemake compares with its logs) as Snakemake wrote them.
-            repo.commit(name, force=True, relink=False)
     return done, missing
 
 

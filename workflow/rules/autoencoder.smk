@@ -15,15 +15,14 @@ rule autoencoder:
         data="data/processed",
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
-        code=code("autoencoder", "data", "models", "shards"),
+        code=code("autoencoder"),
     output:
         model=f"{AE_OUT}/autoencoder.keras",
         reconstructions=f"{AE_OUT}/reconstructions.png",
         generated=f"{AE_OUT}/generated.png",
         metrics=f"{AE_OUT}/metrics.json",
     params:
-        autoencoder=config["autoencoder"],
-        seed=config["seed"],
+        tracked=tracked("autoencoder"),  # the params its DVC stage lists
     threads: 2
     resources:
         mem_mb=4000,

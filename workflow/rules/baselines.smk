@@ -7,16 +7,14 @@ rule baselines:
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
         features=FEATURES,
-        code=code("baselines", "evaluate", "figures", "data", "shards"),
+        code=code("baselines"),
     output:
         summary=report("results/baselines/summary.csv", caption="../report/baselines.rst", category="Comparison", labels={"table": "baselines"}),
         plot=report("results/baselines/summary.png", caption="../report/baselines.rst", category="Comparison", labels={"figure": "baselines"}),
         # one folder per input x model (reports, metrics.json, fit.json): a single output, as in dvc.yaml
         runs=directory("results/baselines/runs"),
     params:
-        baselines=config["baselines"],
-        seed=config["seed"],
-        extractor=config["embed"]["extractor"],
+        tracked=tracked("baselines"),  # the params its DVC stage lists
     threads: 2
     resources:
         mem_mb=4000,

@@ -4,13 +4,13 @@
 rule embed:
     input:
         processed="data/processed",
-        code=code("embed", "shards"),
+        code=code("embed"),
         # embed.weights given as a file: its content is an input too
         weights=[] if config["embed"]["weights"] in ("imagenet", "none") else [config["embed"]["weights"]],
     output:
         FEATURES,
     params:
-        embed=config["embed"],
+        tracked=tracked("embed"),  # the params its DVC stage lists
     threads: 2
     resources:
         mem_mb=4000,
@@ -28,7 +28,7 @@ rule clean:
     input:
         processed="data/processed",
         features=FEATURES,
-        code=code("clean", "shards"),
+        code=code("clean"),
     output:
         index="data/clean/index.csv",
         removed=report("data/clean/removed.csv", caption="../report/removed.rst", category="Data", labels={"table": "removed images"}),
@@ -37,8 +37,7 @@ rule clean:
         counts=report("data/clean/class_counts.png", caption="../report/class_counts.rst", category="Data", labels={"figure": "images per class"}),
         gallery=report(directory("data/clean/gallery"), patterns=["{name}.png"], caption="../report/removed_gallery.rst", category="Data", labels={"figure": "removed: {name}"}),
     params:
-        clean=config["clean"],
-        seed=config["seed"],
+        tracked=tracked("clean"),  # the params its DVC stage lists
     log:
         "logs/clean.log",
     benchmark:
@@ -57,8 +56,7 @@ rule balance:
         train="data/clean/train.csv",
         weights="data/clean/class_weights.json",
     params:
-        balance=config["balance"],
-        size=config["image"]["size"],
+        tracked=tracked("balance"),  # the params its DVC stage lists
     log:
         "logs/balance.log",
     benchmark:

@@ -1,5 +1,6 @@
 # Helpers and validation shared by the rules.
 import sys
+from pathlib import Path
 
 import yaml
 from snakemake.utils import min_version, validate
@@ -37,16 +38,53 @@ def model_report(figure):
     return dict(category="Models", subcategory="{model}", labels={"model": "{model}", "figure": figure})
 
 
-def search_settings(config):
-    """What a search's result depends on: network features also on image.* and embed.*."""
-    s = config["search"]
-    networks = {"image": config["image"], "embed": config["embed"]} if s["features"] != "histogram" else {}
-    return {"n": s["n"], "features": s["features"], **networks}
+PROJECT = Path(workflow.basedir)
+# Where each DVC stage is declared: the optional ones apart, so that `dvc repro` leaves them alone.
+DVC_FILES = ("dvc.yaml", "tune/dvc.yaml", "autoencoder/dvc.yaml")
 
 
-def code(*modules):
-    """The library modules a stage runs: a change to them re-runs the stage (as in dvc.yaml)."""
-    return [f"src/specimen/{m}.py" for m in modules]
+def code(stage):
+    """The package's files `specimen <stage>` executes, derived from its imports (specimen.codedeps):
+    a change to any of them re-runs the stage. dvc.yaml lists the same files (tests/test_provenance.py)."""
+    from specimen.codedeps import stage_code
+
+    return stage_code(stage, PROJECT / "src")
+
+
+def _dvc_params():
+    """{stage: the params its DVC stage lists} from the dvc.yaml files."""
+    lists = {}
+    for name in DVC_FILES:
+        for stage, spec in yaml.safe_load((PROJECT / name).read_text())["stages"].items():
+            lists[stage] = spec.get("do", spec).get("params", [])
+    return lists
+
+
+DVC_PARAMS = _dvc_params()
+
+
+def tracked(stage):
+    """The params that the DVC stage of the same name lists, with this run's values: the rule's
+    params, so that a change of any of them re-runs the same stages under both tools."""
+    values = {}
+    for key in DVC_PARAMS[stage]:
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        values[key] = node
+    return values
+
+
+# A local: dataset's content is an input of download (specimen.localsource): DVC follows the link
+# local-source to it; Snakemake compares the content's digest, a param of the rule.
+def local_source():
+    from specimen.localsource import LINK, digest, update_link
+
+    update_link(config["dataset"]["source"], PROJECT)
+    return LINK, digest(config["dataset"]["source"], PROJECT / ".snakemake/specimen/local-source.json")
+
+
+LOCAL_SOURCE, LOCAL_SOURCE_DIGEST = local_source()
 
 
 def effective_params(config):
@@ -62,6 +100,15 @@ def effective_params(config):
     shell.prefix(f"export SPECIMEN_PARAMS={path}; ")
     own = yaml.safe_load(Path("params.yaml").read_text())
     validate(own, "../schemas/params.schema.yaml")
+    if Path(".dvc").is_dir():  # DVC reads params.yaml as written: every key must be there
+        from specimen import SpecimenError
+        from specimen.params import check_complete
+
+        try:
+            check_complete("params.yaml")
+        except SpecimenError as e:
+            print(f"specimen: {e}", file=sys.stderr)
+            sys.exit(1)
     return own == config
 
 
@@ -87,3 +134,19 @@ def hold_dvc_lock():
 def release_dvc_lock():
     while DVC_LOCK:
         DVC_LOCK.pop().unlock()
+
+
+def record_in_dvc(failed=False):
+    """`specimen dvc-commit` at the end of a run: dvc.lock then records what Snakemake calls current
+    and no longer calls current what it would run (`dvc push` shares the rest). With --configfile or
+    --config overrides too: what they changed differs from params.yaml, so it is left to run again."""
+    if not Path(".dvc").is_dir():
+        return
+    if not PARAMS_ARE_PARAMS_YAML:
+        print("specimen: config overrides in use: DVC, which reads only params.yaml, records only the stages "
+              "they did not change; copy the config over params.yaml (and run again) to version the rest")
+    try:
+        shell("specimen dvc-commit")
+    except Exception:  # its one line is already on stderr; the run's own status stands
+        if not failed:
+            raise

@@ -3,12 +3,14 @@
 
 rule download:
     input:
-        code=code("download", "demo"),
+        code=code("download"),
+        # a link to a local: dataset (its content is compared by the digest below), else a note
+        source=ancient(LOCAL_SOURCE),
     output:
         directory("data/raw"),
     params:
-        source=config["dataset"]["source"],
-        version=config["dataset"]["version"],
+        tracked=tracked("download"),  # the params its DVC stage lists
+        content=LOCAL_SOURCE_DIGEST,  # a local: dataset's content (specimen.localsource)
     log:
         "logs/download.log",
     benchmark:
@@ -26,7 +28,7 @@ rule extract:
     output:
         directory("data/extracted"),
     params:
-        extract=config["extract"],
+        tracked=tracked("extract"),  # the params its DVC stage lists
     log:
         "logs/extract.log",
     benchmark:
@@ -45,12 +47,7 @@ rule ingest:
         manifest="data/interim/manifest.csv",
         classes="data/interim/classes.json",
     params:
-        split=config["dataset"]["split"],
-        labels_file=config["dataset"]["labels_file"],
-        columns=config["dataset"]["columns"],
-        merge_train_valid=config["dataset"]["merge_train_valid"],
-        max_pixels=config["image"]["max_pixels"],
-        seed=config["seed"],
+        tracked=tracked("ingest"),  # the params its DVC stage lists
     log:
         "logs/ingest.log",
     benchmark:
@@ -65,12 +62,11 @@ rule preprocess:
     input:
         manifest="data/interim/manifest.csv",
         extracted="data/extracted",
-        code=code("preprocess", "shards"),
+        code=code("preprocess"),
     output:
         directory("data/processed"),
     params:
-        image=config["image"],
-        preprocess=config["preprocess"],
+        tracked=tracked("preprocess"),  # the params its DVC stage lists
     threads: 8
     resources:
         mem_mb=2000,

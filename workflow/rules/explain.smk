@@ -9,7 +9,7 @@ rule explain:
         data="data/processed",
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
-        code=code("explain", "models", "backbones", "data", "shards"),
+        code=code("explain"),
     output:
         gradcam=report("results/explain/{model}/gradcam.png", caption="../report/gradcam.rst",
                        **model_report("Grad-CAM")),
@@ -19,8 +19,7 @@ rule explain:
                               **model_report("activation maximisation")),
         summary="results/explain/{model}/explain.json",
     params:
-        explain=config["explain"],
-        seed=config["seed"],
+        tracked=tracked("explain"),  # the params its DVC stage lists
     threads: 2
     resources:
         mem_mb=2000,

@@ -17,7 +17,7 @@ rule report:
         plot=report("results/report/comparison.png", caption="../report/comparison.rst", category="Comparison", labels={"figure": "models and baselines"}),
         summary="results/all",
     params:
-        models=MODELS,
+        tracked=tracked("report"),  # the params its DVC stage lists
     log:
         "logs/report.log",
     benchmark:

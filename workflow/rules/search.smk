@@ -11,11 +11,11 @@ SEARCHES = expand("results/search/{target}.csv", target=config["search"]["target
 rule search:
     input:
         extracted="data/extracted",
-        code=code("search", "embed", "backbones", "preprocess"),
+        code=code("search"),
     output:
         "results/search/{target}.csv",
     params:
-        search=search_settings(config),
+        tracked=tracked("search"),  # the params its DVC stage lists
     resources:
         mem_mb=2000,
     log:

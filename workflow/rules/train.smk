@@ -10,7 +10,7 @@ rule train:
         classes="data/interim/classes.json",
         train="data/clean/train.csv",
         weights="data/clean/class_weights.json",
-        code=code("train", "models", "backbones", "data"),
+        code=code("train"),
     output:
         model="results/models/{model}/model.keras",
         history="results/models/{model}/history.csv",
@@ -18,8 +18,7 @@ rule train:
         tensorboard=directory("results/models/{model}/tensorboard"),
         dvclive=directory("results/models/{model}/dvclive"),
     params:
-        train=config["train"],
-        seed=config["seed"],
+        tracked=tracked("train"),  # the params its DVC stage lists
     threads: 2
     resources:
         mem_mb=4000,
@@ -43,7 +42,7 @@ rule evaluate:
         data="data/processed",
         index="data/clean/index.csv",
         classes="data/interim/classes.json",
-        code=code("evaluate", "figures", "models", "backbones", "data", "shards"),
+        code=code("evaluate"),
     output:
         metrics=report("results/reports/{model}/metrics.json", caption="../report/metrics.rst", **model_report("metrics")),
         report_txt="results/reports/{model}/classification_report.txt",
@@ -61,8 +60,7 @@ rule evaluate:
         predictions="results/reports/{model}/predictions.csv",
         history="results/curves/{model}.csv",
     params:
-        evaluate=config["evaluate"],
-        seed=config["seed"],
+        tracked=tracked("evaluate"),  # the params its DVC stage lists
     resources:
         mem_mb=2000,
     log:

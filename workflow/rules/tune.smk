@@ -10,15 +10,13 @@ rule tune:
         classes="data/interim/classes.json",
         train="data/clean/train.csv",
         weights="data/clean/class_weights.json",
-        code=code("tune", "train", "models", "backbones", "data"),
+        code=code("tune"),
     output:
         best="results/tune/{model}/best_params.yaml",
         trials="results/tune/{model}/trials.csv",
         plot=report("results/tune/{model}/trials.png", caption="../report/tune.rst", category="Tuning", subcategory="{model}", labels={"model": "{model}", "figure": "trials"}),
     params:
-        tune=config["tune"],
-        train=config["train"],
-        seed=config["seed"],
+        tracked=tracked("tune"),  # the params its DVC stage lists
     threads: 2
     resources:
         mem_mb=4000,

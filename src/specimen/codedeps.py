@@ -1,0 +1,95 @@
+"""The code each DAG stage runs, derived from the source: `specimen <stage>` executes cli.py, what
+cli.py and its main() import, and the closure of the modules its stage handler imports.
+
+Snakemake (workflow/rules/common.smk) makes these files each rule's code inputs, so a change to any
+of them re-runs the stage; dvc.yaml lists the same files, and tests/test_provenance.py fails, naming
+the lines to add or remove, when it drifts from them. Imports are read from the source (at any depth:
+the stages import lazily), never by importing it.
+"""
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "specimen"
+
+
+def stage_code(stage: str, src: Path | None = None) -> list[str]:
+    """The package's files that `specimen <stage>` executes, as paths from the project root
+    (src/specimen/...), sorted. `src` is the folder holding the package (default: this one's)."""
+    src = Path(src) if src is not None else Path(__file__).resolve().parents[1]
+    entries = stage_entries(src)
+    if stage not in entries:
+        raise KeyError(f"no stage {stage!r} in {PACKAGE}/cli.py (stages: {', '.join(sorted(entries))})")
+    modules = closure(src, {f"{PACKAGE}.cli"} | entries[stage])
+    return sorted(f"{src.name}/{module_path(src, m).relative_to(src).as_posix()}" for m in modules)
+
+
+@cache
+def stage_entries(src: Path) -> dict[str, frozenset[str]]:
+    """{stage: the modules its handler in cli.py imports}, from each function decorated @stage(name, ...)
+    (not the tools, decorated with dag=False)."""
+    tree = ast.parse(module_path(src, f"{PACKAGE}.cli").read_text(encoding="utf-8"))
+    entries = {}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "stage" and deco.args
+                    and isinstance(deco.args[0], ast.Constant)
+                    and not any(k.arg == "dag" and getattr(k.value, "value", True) is False for k in deco.keywords)):
+                entries[deco.args[0].value] = frozenset(imports(src, f"{PACKAGE}.cli", node))
+    return entries
+
+
+def closure(src: Path, modules: set[str]) -> set[str]:
+    """`modules`, their parent packages and everything they import inside the package, transitively.
+    cli.py counts only its module-level imports and main()'s: each handler's belong to its stage."""
+    seen, todo = set(), list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(parents(name))
+        tree = ast.parse(module_path(src, name).read_text(encoding="utf-8"))
+        if name == f"{PACKAGE}.cli":
+            body = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name == "main"]
+            tree = ast.Module(body=body, type_ignores=[])
+        todo.extend(imports(src, name, tree))
+    return seen
+
+
+def imports(src: Path, module: str, tree: ast.AST) -> set[str]:
+    """The package's modules that `tree` (code of `module`) imports, anywhere in it."""
+    found = set()
+    is_package = module_path(src, module).name == "__init__.py"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the module's own package, one level up per extra dot
+                base = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+    return {name for name in found if name.split(".")[0] == PACKAGE and module_path(src, name, must=False)}
+
+
+def parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def module_path(src: Path, module: str, must: bool = True) -> Path | None:
+    """The file of a module of the package: a/b.py, or a/b/__init__.py for a sub-package."""
+    base = src.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    if must:
+        raise FileNotFoundError(f"no module {module} under {src}")
+    return None
