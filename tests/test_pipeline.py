@@ -89,6 +89,9 @@ def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
         "tune/dvc.yaml:tune@small_cnn", "autoencoder/dvc.yaml:autoencoder"}
     assert not (snakemade / "results/tune").exists()
     assert (snakemade / "dvc.lock").is_file()
+    # the optional autoencoder never ran, and `dvc metrics show` does not warn of its metrics.json
+    shown = run(["dvc", "metrics", "show"], snakemade)
+    assert "failed to load" not in shown.stdout + shown.stderr and "results/reports/small_cnn/metrics.json" in shown.stdout
     assert planned_jobs(snakemade) == set()
     assert dvc_would_run(snakemade) == set()
 
@@ -241,15 +244,17 @@ def test_after_dvc_repro_snakemake_has_nothing_to_do(dvc_made):
     assert json.loads((dvc_made / "results/all").read_text())["best_model"] == "small_cnn"
 
 
-def test_a_configfile_override_reaches_the_stages_and_dvc_does_not_record_it(tmp_path):
+def test_a_configfile_override_reaches_the_stages_and_dvc_records_only_what_it_left_as_params_yaml(tmp_path):
     project = make_project(tmp_path / "p")
     preset = yaml.safe_load((project / "params.yaml").read_text())
     preset["image"]["size"] = [32, 40]
     (project / "preset.yaml").write_text(yaml.safe_dump(preset))
     out = run(["snakemake", "data/processed", "--cores", "2", "--configfile", "preset.yaml"], project, timeout=600)
     assert json.loads((project / "data/processed/meta.json").read_text())["size"] == [32, 40]
-    assert not (project / "dvc.lock").exists()
-    assert "DVC does not record this run" in out.stdout + out.stderr
+    assert "records only the stages they did not change" in out.stdout + out.stderr
+    # download, extract and ingest do not read image.size: recorded; preprocess was built with [32, 40]
+    assert set(yaml.safe_load((project / "dvc.lock").read_text())["stages"]) == {"download", "extract", "ingest"}
+    assert "preprocess" in json.loads(run(["dvc", "status", "--json", "preprocess"], project).stdout)
 
 
 def experiments(project: Path) -> dict:

@@ -2,9 +2,15 @@
 
 A wrong key or value is one line that names it, e.g.
 ``params.yaml: train.epochs: 0 is less than the minimum of 1``.
+
+DVC reads params.yaml as it is written, without the schema's defaults: a key left out is missing
+from dvc.lock's record (and, named in dvc.yaml, stops DVC), so the project's params.yaml must write
+every key out. ``missing`` lists those it leaves to the defaults; ``fill`` (``specimen params
+--fill``) writes them in, keeping the file's comments.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -110,5 +116,93 @@ def load(path: str | Path = "params.yaml") -> dict:
         raise SpecimenError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(params, dict):
         raise SpecimenError(f"{path}: expected a mapping of settings, got {type(params).__name__}")
-    schema = yaml.safe_load(schema_path(path).read_text(encoding="utf-8"))
-    return validate(params, schema, source=path.name)
+    return validate(params, schema_for(path), source=path.name)
+
+
+def schema_for(path: Path) -> dict:
+    return yaml.safe_load(schema_path(path).read_text(encoding="utf-8"))
+
+
+def missing(raw: dict, schema: dict) -> list[str]:
+    """The keys, dotted and outermost first, that `raw` (a valid params mapping) leaves to the
+    schema's defaults."""
+    return _absent(raw, validate(copy.deepcopy(raw), schema))
+
+
+def _absent(raw: dict, filled: dict, prefix: str = "") -> list[str]:
+    absent = []
+    for key, value in filled.items():
+        if key not in raw:
+            absent.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(raw[key], dict):
+            absent += _absent(raw[key], value, f"{prefix}{key}.")
+    return absent
+
+
+def check_complete(path: str | Path = "params.yaml") -> None:
+    """A SpecimenError naming the keys `path` leaves to the defaults, if any."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    absent = missing(raw, schema_for(path))
+    if absent:
+        shown = ", ".join(absent[:8]) + (f" and {len(absent) - 8} more" if len(absent) > 8 else "")
+        raise SpecimenError(f"{path}: {shown} not written out: DVC reads {path.name} as it is, so dvc.lock would "
+                            f"not record the value a stage uses; run `specimen params --fill` to write in the defaults")
+
+
+def fill(path: str | Path = "params.yaml") -> list[str]:
+    """Write the keys `path` leaves to the schema's defaults into it, each at the end of its mapping
+    with its default, leaving every other line (comments included) as it is. Returns the keys."""
+    path = Path(path)
+    load(path)  # valid first: one line naming what is wrong otherwise
+    text = path.read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    filled = validate(copy.deepcopy(raw), schema_for(path))
+    absent = _absent(raw, filled)
+    lines = text.splitlines()
+    for dotted in absent:
+        *parents, key = dotted.split(".")
+        value = filled
+        for part in parents:
+            value = value[part]
+        at, indent = _block_end(lines, parents, path)
+        new = [" " * indent + line for line in _entry(key, value[key], block=not parents)]
+        lines[at:at] = [""] + new if not parents else new  # a group of its own: after a blank line
+    tmp = path.with_name(f".{path.name}.fill")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if yaml.safe_load(tmp.read_text(encoding="utf-8")) != filled:  # what was written reads back as meant
+        tmp.unlink()
+        raise SpecimenError(f"{path}: could not write in {', '.join(absent)}; add them by hand")
+    tmp.replace(path)
+    return absent
+
+
+def _entry(key: str, value, block: bool = False) -> list[str]:
+    """`key: value` as YAML lines: a mapping that holds collections (or a whole group, `block`) as a
+    block, anything else on one line, in the schema's order."""
+    if isinstance(value, dict) and (block or any(isinstance(v, (dict, list)) and v for v in value.values())):
+        return [f"{key}:"] + ["  " + line for k, v in value.items() for line in _entry(k, v)]
+    flow = yaml.safe_dump([value], default_flow_style=True, sort_keys=False, width=10**6)
+    return [f"{key}: {flow.strip()[1:-1]}"]
+
+
+def _block_end(lines: list[str], parents: list[str], path: Path) -> tuple[int, int]:
+    """Where a new key of the block mapping at `parents` goes (the line after its last entry, before
+    blank lines and comments that follow it) and its indentation."""
+    start, end, indent = 0, len(lines), 0
+    for part in parents:
+        for i in range(start, end):
+            if lines[i].startswith(" " * indent + part + ":") and lines[i][indent] != " ":
+                break
+        else:
+            raise SpecimenError(f"{path}: cannot find {'.'.join(parents)} to write into; add the keys by hand")
+        rest = lines[i].split(":", 1)[1].split("#", 1)[0].strip()
+        if rest:  # a flow mapping ({a: 1}) on one line
+            raise SpecimenError(f"{path}: {'.'.join(parents)} is written on one line; add the missing keys by hand")
+        children = [j for j in range(i + 1, end) if lines[j].strip() and not lines[j].lstrip().startswith("#")]
+        child = next((len(lines[j]) - len(lines[j].lstrip()) for j in children), indent + 2)
+        block_end = next((j for j in children if len(lines[j]) - len(lines[j].lstrip()) < child), end)
+        start, end, indent = i + 1, block_end, child
+    last = max((j for j in range(start, end) if lines[j].strip() and not lines[j].lstrip().startswith("#")),
+               default=start - 1)
+    return last + 1, indent
