@@ -43,7 +43,9 @@ def _download(p, args=None):
     from specimen.download import download
     from specimen.localsource import update_link
     meta = download(p["dataset"]["source"], args.out, p["dataset"]["version"])
-    update_link(p["dataset"]["source"])  # what DVC hashes as the source's content (./local-source)
+    project = os.environ.get("DVC_ROOT") or os.environ.get("SPECIMEN_PROJECT")  # run by DVC or Snakemake
+    if project:
+        update_link(p["dataset"]["source"], Path(project))  # what DVC hashes of a local: dataset
     return f"{meta['archive']} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]}...)"
 
 

@@ -1,8 +1,9 @@
 """A ``local:`` dataset's content as a dependency of download, for Snakemake and DVC alike.
 
 DVC: the download stage in dvc.yaml depends on ``local-source`` in the project's root. When
-dataset.source is ``local:PATH``, ``specimen download`` (and the Snakefile, when it is read) makes
-it a link to that folder or archive, so ``dvc status`` hashes the dataset's every file, as DVC
+dataset.source is ``local:PATH``, ``specimen download`` run by DVC or Snakemake (which name the
+project's root in $DVC_ROOT or $SPECIMEN_PROJECT), and the Snakefile when it is read, make it a
+link to that folder or archive, so ``dvc status`` hashes the dataset's every file, as DVC
 hashes any dependency (again only for files whose size or time changed). For the other sources it
 is a short note, the same bytes on every machine, so that a fresh clone has it and a teammate's
 ``dvc status`` is clean.

@@ -1,4 +1,5 @@
 # Helpers and validation shared by the rules.
+import shlex
 import sys
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def effective_params(config):
     text = yaml.safe_dump(config, sort_keys=True)
     if not path.is_file() or path.read_text() != text:
         path.write_text(text)
-    shell.prefix(f"export SPECIMEN_PARAMS={path}; ")
+    shell.prefix(f"export SPECIMEN_PARAMS={path} SPECIMEN_PROJECT={shlex.quote(str(PROJECT))}; ")
     own = yaml.safe_load(Path("params.yaml").read_text())
     validate(own, "../schemas/params.schema.yaml")
     if Path(".dvc").is_dir():  # DVC reads params.yaml as written: every key must be there
