@@ -2,7 +2,8 @@
 
     python bench/local_source.py [--files N] [--keep DIR]
 
-In a temporary copy of the project, with download run and recorded by DVC, it times against the
+In a temporary copy of the project, with download run by Snakemake (and so recorded in dvc.lock),
+it times against the
 same project with `dataset.source: demo` (measured in the same run, so the difference is the
 check's own cost):
 - `snakemake -n results/all`: the Snakefile digests the folder (every file's path and bytes; a file
@@ -42,8 +43,7 @@ def use_source(project: Path, source: str) -> None:
     path = project / "params.yaml"
     path.write_text(yaml.safe_dump(set_dotted(yaml.safe_load(path.read_text()), {"dataset.source": source}),
                                    sort_keys=False))
-    subprocess.run(["specimen", "download", "data/raw"], cwd=project, check=True, capture_output=True)
-    subprocess.run(["dvc", "commit", "--force", "--quiet", "download"], cwd=project, check=True, capture_output=True)
+    subprocess.run(["snakemake", "--cores", "1", "data/raw"], cwd=project, check=True, capture_output=True)
 
 
 def main() -> None:
