@@ -10,15 +10,12 @@ report: "workflow/report/workflow.rst"  # `snakemake --report results/report.htm
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/clean.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/explain.smk"
-include: "workflow/rules/baselines.smk"
-include: "workflow/rules/report.smk"
-include: "workflow/rules/tune.smk"  # optional: results/tune/<model>/ only when asked for
-include: "workflow/rules/autoencoder.smk"  # optional: results/autoencoder/<class>/ only when asked for
-include: "workflow/rules/search.smk"  # optional: results/search/<target>.csv for each of search.targets
+# One rule file per phase, as the package has one sub-package per phase (src/specimen/<phase>/).
+include: "workflow/rules/data.smk"  # download, extract, ingest, preprocess
+include: "workflow/rules/clean.smk"  # embed, clean, balance
+include: "workflow/rules/train.smk"  # train; tune (optional: results/tune/<model>/ only when asked for)
+include: "workflow/rules/report.smk"  # evaluate, explain, baselines, report
+include: "workflow/rules/tools.smk"  # search (results/search/<target>.csv per search.targets), autoencoder (optional)
 
 
 # `snakemake` alone: every artefact of the main DAG. Snakemake rebuilds a deleted file only when

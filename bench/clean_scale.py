@@ -16,7 +16,7 @@ Then, each in a fresh child process (MPLCONFIGDIR in a temporary folder):
 - baseline: import what clean imports, load the index and the features npz (what any clean must
   hold), peak RSS; then one plain pass over the shards (every image read once through
   specimen.shards, the reader clean uses), timed;
-- clean: `specimen.clean.clean(processed, features, out, params['clean'], seed)` with params.yaml's
+- clean: `specimen.clean.clean.clean(processed, features, out, params['clean'], seed)` with params.yaml's
   defaults, timed, with its peak RSS; each step (image_properties, phash_pairs, nearest, ...) is
   timed, and where /proc/self/clear_refs is writable (Linux) its own peak RSS is measured too
   (the high-water mark is reset at each step's start; the stage's peak is the max of all readings).
@@ -50,8 +50,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from specimen.files import write_npz  # noqa: E402
-from specimen.preprocess import INDEX_COLUMNS  # noqa: E402
+from specimen.artefacts import write_npz  # noqa: E402
+from specimen.data.preprocess import INDEX_COLUMNS  # noqa: E402
 from specimen.shards import shard_name, write_shard  # noqa: E402
 
 SHARD = 1024
@@ -183,7 +183,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot
 import scipy.sparse.csgraph, sklearn.neighbors
 from cleanvision.issue_managers import image_property
-import specimen.clean, specimen.params
+import specimen.clean.clean, specimen.params
 from specimen.shards import Shards
 MIB = 1024  # ru_maxrss and /proc are in KiB
 
@@ -218,7 +218,7 @@ print(json.dumps({"rss": rss_inputs, "pass_s": pass_s, "rss_after_pass": maxrss(
 
 CLEAN_CHILD = COMMON + r"""
 import functools
-C = specimen.clean
+C = specimen.clean.clean
 params = specimen.params.load(Path(sys.argv[5]))
 STEPS = ["image_properties", "quality_scores", "exact_duplicates", "near_duplicates", "phash_pairs",
          "_components", "comparable", "outliers", "nearest", "summarise", "write_galleries",

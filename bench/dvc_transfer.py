@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from preprocess import make_dataset  # noqa: E402  (bench/preprocess.py)
 
-from specimen.preprocess import preprocess  # noqa: E402
+from specimen.data.preprocess import preprocess  # noqa: E402
 
 
 def sh(cmd, cwd) -> float:

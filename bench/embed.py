@@ -6,7 +6,7 @@ overhead), measured in one run.
     python bench/embed.py --extractor vgg16 --side 224          # the README's default, on a GPU
 
 Random weights (`weights: none`): nothing to download. "stage" is embed's own loop: `Shards.batches`
-over memory-mapped shards written here, then `specimen.embed.network`'s features function, the one
+over memory-mapped shards written here, then `specimen.clean.features.network`'s features function, the one
 `specimen embed` calls per batch. "ceiling" is the same keras.applications network, built the same
 way, through `predict_on_batch` on one batch that went through its `preprocess_input` once. Rounds
 alternate between the two (the
@@ -41,7 +41,7 @@ def main() -> None:
     import keras
 
     from specimen.backbones import BACKBONES
-    from specimen.embed import network
+    from specimen.clean.features import network
     from specimen.shards import Shards
 
     features, dim = network(args.extractor, (args.side, args.side), weights="none")

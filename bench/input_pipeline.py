@@ -4,7 +4,7 @@ in-memory synthetic tensors (the ceiling: no input cost at all), measured in one
     python bench/input_pipeline.py [--images 4096] [--side 96] [--model small_cnn] [--batch 32]
     python bench/input_pipeline.py --model resnet50 --side 224 --mixed-precision on   # on a GPU
 
-The real pipeline is `specimen.data.dataset` over memory-mapped shards written here (seeded
+The real pipeline is `specimen.train.inputs.dataset` over memory-mapped shards written here (seeded
 shuffle, batches gathered in parallel, prefetch), exactly what `specimen train` fits on. The
 synthetic feed is one batch of the same shape held as a tensor and repeated. Epochs alternate
 between the two feeds (the first of each is dropped: tracing). Each feed's rate is from its
@@ -61,9 +61,9 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from specimen.data import dataset
-    from specimen.models import build
-    from specimen.train import distribution, precision, seed_everything
+    from specimen.train.inputs import dataset
+    from specimen.train.models import build
+    from specimen.train.setup import distribution, precision, seed_everything
 
     seed_everything(0, deterministic=False)
     policy = precision(args.mixed_precision)

@@ -5,7 +5,7 @@
 
 Throughput: N generated photo-like JPEGs (side x 3/4 side) to target x target, measured in one run:
 - naive: one process, Pillow: open, convert, resize, pad, save a PNG per file (the notebook way);
-- specimen: `specimen.preprocess.preprocess` on all cores (reduced-scale decode, shards);
+- specimen: `specimen.data.preprocess.preprocess` on all cores (reduced-scale decode, shards);
 - floor: decoding alone at the reduced scale (libjpeg DCT scaling), on the same cores.
 Prints images/s and the ratios specimen/naive (goal >= 3 on 2 cores) and specimen/floor time
 (goal <= 1.5).
@@ -30,7 +30,8 @@ import pandas as pd
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from specimen.preprocess import preprocess, scaled_size, workers  # noqa: E402
+from specimen.data.images import scaled_size  # noqa: E402
+from specimen.data.preprocess import preprocess, workers  # noqa: E402
 
 
 def photo(rng, side: int) -> Image.Image:
@@ -114,7 +115,7 @@ RSS_CHILD = """
 import json, os, sys, threading, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
-from specimen.preprocess import preprocess
+from specimen.data.preprocess import preprocess
 
 def hwm(pid="self"):
     # VmHWM, the process's own peak RSS; getrusage's ru_maxrss would start at the parent's (kept across fork and exec)

@@ -1,6 +1,6 @@
 """The demo (any seed) through download -> ... -> clean with the real CLI, scored against its
 truth file. Shared by tests/test_clean_faults.py and bench/clean_faults.py; the scorer lives here,
-not in specimen.demo, because no stage runs it."""
+not in specimen.data.demo, because no stage runs it."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from specimen.demo import make_demo
+from specimen.data.demo import make_demo
 from tests.conftest import set_dotted
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from specimen import SpecimenError
-from specimen.autoencoder import GAP, autoencoder, scale_for
-from specimen.models import load
+from specimen.tools.autoencoder import GAP, autoencoder, scale_for
+from specimen.train.models import load
 from tests.conftest import run
 from tests.test_cli import params_with
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny

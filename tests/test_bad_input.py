@@ -34,7 +34,7 @@ import yaml
 from PIL import Image
 
 from specimen.cli import main
-from specimen.ingest import ALONE
+from specimen.data.ingest import ALONE
 from tests.conftest import ROOT, set_dotted
 from tests.test_clean import page
 from tests.test_extract_hostile import tar_bytes, tar_info, zip_bytes, zip_info

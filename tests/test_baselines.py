@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from specimen import SpecimenError
-from specimen.baselines import COLUMNS, baselines, stratified_subsample
-from specimen.clean import clean
-from specimen.embed import embed
-from specimen.files import write_npz
-from specimen.preprocess import preprocess
+from specimen.report.baselines import COLUMNS, baselines, stratified_subsample
+from specimen.clean.clean import clean
+from specimen.clean.embed import embed
+from specimen.artefacts import write_npz
+from specimen.data.preprocess import preprocess
 from tests.conftest import run
 from tests.test_clean import clean_params
 from tests.test_cli import params_with

@@ -11,11 +11,13 @@ import yaml
 from PIL import Image
 
 from specimen import SpecimenError
-from specimen.clean import clean, nearest, outlier_scores, outliers
-from specimen.embed import embed
-from specimen.extract import extract
-from specimen.ingest import ingest
-from specimen.preprocess import preprocess
+from specimen.clean.clean import clean
+from specimen.clean.neighbours import nearest
+from specimen.clean.outliers import outlier_scores, outliers
+from specimen.clean.embed import embed
+from specimen.data.extract import extract
+from specimen.data.ingest import ingest
+from specimen.data.preprocess import preprocess
 
 from .conftest import set_dotted
 from .test_stages import raw_from_folder, save

@@ -1,4 +1,4 @@
-"""Tests for the embedded demo dataset generator (specimen.demo)."""
+"""Tests for the embedded demo dataset generator (specimen.data.demo)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from specimen.demo import make_demo
+from specimen.data.demo import make_demo
 
 FORMAT_VARIANTS = ("cmyk", "greyscale", "rgba", "palette", "exif_rotated", "sixteen_bit")
 DUPLICATE_KINDS = ("exact_duplicate", "cross_split_duplicate", "near_duplicate", "near_duplicate_leak")

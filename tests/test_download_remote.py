@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from specimen import SpecimenError
-from specimen.download import download
+from specimen.data.download import download
 from tests.conftest import run
 from tests.test_cli import params_with
 from tests.fake_kaggle import FakeKaggle

@@ -12,7 +12,7 @@ import yaml
 
 from specimen import backbones as backbones_module
 from specimen.cli import main
-from specimen.embed import EXTRACTORS
+from specimen.clean.features import EXTRACTORS
 from tests.conftest import ROOT, run
 
 

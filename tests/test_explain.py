@@ -9,8 +9,8 @@ import yaml
 from PIL import Image
 
 from specimen import cli
-from specimen.data import split_rows
-from specimen.explain import activation_maximisation, feature_maps, gradcam, last_conv_layer, noise
+from specimen.train.inputs import split_rows
+from specimen.report.explain import activation_maximisation, feature_maps, gradcam, last_conv_layer, noise
 from tests.conftest import ROOT
 from tests.test_train_evaluate import tiny_data
 
@@ -80,7 +80,7 @@ def test_gradcam_and_feature_maps_on_a_nested_backbone():
     """mobilenetv2 with random weights at its smallest size, grey input: the backbone is a model
     inside the model; Grad-CAM weighs its output, feature maps come from its first convolutions."""
     from specimen.backbones import min_size
-    from specimen.models import build
+    from specimen.train.models import build
 
     side = min_size("mobilenetv2")
     model = build("mobilenetv2", (side, side, 1), 3, {"weights": "none", "augment": {"rotation": 10}}, seed=0)
@@ -96,11 +96,11 @@ def test_gradcam_and_feature_maps_on_a_nested_backbone():
 @pytest.fixture(scope="module")
 def specimen_model(tmp_path_factory):
     """Processed, cleaned discs and squares (the train/evaluate helper) and small_cnn, built by
-    specimen.models and fitted for two epochs, saved where `specimen train` puts it."""
+    specimen.train.models and fitted for two epochs, saved where `specimen train` puts it."""
     import keras
 
-    from specimen.data import dataset, load_classes, split_rows
-    from specimen.models import build
+    from specimen.train.inputs import dataset, load_classes, split_rows
+    from specimen.train.models import build
 
     tmp = tiny_data(tmp_path_factory.mktemp("explain"))
     classes = load_classes(tmp / "interim/classes.json")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from specimen import SpecimenError
-from specimen.extract import CHUNK, _Budget, _copy_limited, _Source, extract
+from specimen.data.extract import CHUNK, _Budget, _copy_limited, _Source, extract
 
 TAR_MODES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.bz2": "w:bz2", ".tar.xz": "w:xz"}
 

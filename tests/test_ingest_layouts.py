@@ -11,7 +11,7 @@ from PIL import Image
 
 from specimen import SpecimenError
 from specimen import cli
-from specimen.ingest import ingest
+from specimen.data.ingest import ingest
 from specimen.params import load
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import pytest
 
 from specimen import SpecimenError
 from specimen.backbones import min_size
-from specimen.models import MODELS, backbone, build, load
+from specimen.train.models import MODELS, backbone, build, load
 
 # The names the training issue asks for: one of each family trains a step; the other sizes of a
 # family differ from it only in width and depth (the same keras.applications module, preprocessing

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from specimen import SpecimenError
-from specimen.models import build, lambda_layers, load
-from specimen.predict import predict
-from specimen.preprocess import preprocess
+from specimen.train.models import build, lambda_layers, load
+from specimen.tools.predict import predict
+from specimen.data.preprocess import preprocess
 from tests.conftest import run
 from tests.test_cli import params_with
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny

@@ -30,7 +30,7 @@ from tests.conftest import OPTIONAL, ROOT, make_project, run, set_dotted, snakem
 DVC_FILES = ["dvc.yaml", *OPTIONAL.values()]
 
 
-def dvc_stages(project: Path) -> tuple[dict, "nx.DiGraph"]:
+def dvc_stages(project: Path) -> tuple:
     """({stage name: the stage} of every dvc.yaml in the project, DVC's graph of stage names: an edge
     from each stage to the stages it depends on)."""
     import networkx as nx
@@ -71,35 +71,37 @@ def test_each_stage_depends_in_both_dag_files_on_exactly_the_code_it_executes():
     for name, job in jobs.items():
         assert sorted(i for i in job["inputs"] if i.startswith("src/")) == derived[name], name
     # every module but the CLI's shared three runs in only some stages: the lists differ by stage
-    assert {"src/specimen/demo.py", "src/specimen/localsource.py"} <= set(derived["download"])
-    assert "src/specimen/demo.py" not in derived["extract"] and "src/specimen/train.py" in derived["tune/dvc.yaml:tune@small_cnn"]
-    assert all({"src/specimen/cli.py", "src/specimen/params.py", "src/specimen/__init__.py"} <= set(d) for d in derived.values())
+    assert {"src/specimen/data/demo.py", "src/specimen/data/localsource.py"} <= set(derived["download"])
+    assert "src/specimen/data/demo.py" not in derived["extract"]
+    assert "src/specimen/train/setup.py" in derived["tune/dvc.yaml:tune@small_cnn"]
+    shared = {"src/specimen/cli.py", "src/specimen/commands.py", "src/specimen/params.py", "src/specimen/__init__.py"}
+    assert all(shared <= set(d) for d in derived.values())
 
 
 def test_the_derived_code_is_what_pythons_modulefinder_finds_each_stage_importing(tmp_path):
-    """An independent reading: the stdlib's modulefinder scans the bytecode of a script made of cli.py's
-    shared part and the stage's handler (imports anywhere, functions included) and follows them."""
-    cli = (ROOT / "src/specimen/cli.py").read_text()
+    """An independent reading: the stdlib's modulefinder scans the bytecode of a script made of cli.py,
+    commands.py's shared part and the stage's runner alone (imports anywhere, functions included) and
+    follows what they import."""
     import ast
 
-    tree = ast.parse(cli)
-    shared = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name == "main"]
-    handlers = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.decorator_list:
-            deco = node.decorator_list[0]
-            if isinstance(deco, ast.Call) and deco.args and isinstance(deco.args[0], ast.Constant):
-                handlers[deco.args[0].value] = node
-    assert set(stage_entries(ROOT / "src")) < set(handlers)  # the tools (predict, pull, ...) are not stages
+    cli = (ROOT / "src/specimen/cli.py").read_text().replace("from specimen.commands import COMMANDS\n", "")
+    commands = ast.parse((ROOT / "src/specimen/commands.py").read_text())
+
+    def runner_of(node):
+        deco = node.decorator_list[0] if isinstance(node, ast.FunctionDef) and node.decorator_list else None
+        return deco.args[0].value if isinstance(deco, ast.Call) and deco.func.id in ("stage", "tool") else None
+
+    assert set(stage_entries(ROOT / "src")) < {runner_of(n) for n in commands.body} - {None}  # tools are no stages
     for stage in sorted(stage_entries(ROOT / "src")):
+        kept = [n for n in commands.body if runner_of(n) in (None, stage)
+                and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
         script = tmp_path / f"{stage}.py"
-        body = [n for n in shared if not isinstance(n, (ast.Assign, ast.Expr))] + [handlers[stage]]
-        script.write_text(ast.unparse(ast.Module(body=[*body, ast.parse("main()").body[0]], type_ignores=[])))
+        script.write_text(cli + "\n" + ast.unparse(ast.Module(body=kept, type_ignores=[])))
         finder = modulefinder.ModuleFinder(path=[str(ROOT / "src")], excludes=["numpy", "pandas", "tensorflow", "keras"])
         finder.run_script(str(script))
-        found = sorted(f"src/{Path(m.__file__).relative_to(ROOT / 'src').as_posix()}"
-                       for name, m in finder.modules.items() if name.split(".")[0] == "specimen" and m.__file__)
-        assert sorted(set(found) | {"src/specimen/cli.py"}) == stage_code(stage), stage
+        found = {f"src/{Path(m.__file__).relative_to(ROOT / 'src').as_posix()}"
+                 for name, m in finder.modules.items() if name.split(".")[0] == "specimen" and m.__file__}
+        assert sorted(found | {"src/specimen/cli.py", "src/specimen/commands.py"}) == stage_code(stage), stage
 
 
 def test_the_closure_follows_relative_lazy_and_submodule_imports(tmp_path):
@@ -108,9 +110,10 @@ def test_the_closure_follows_relative_lazy_and_submodule_imports(tmp_path):
     src = tmp_path / "src"
     files = {
         "specimen/__init__.py": "",
-        "specimen/cli.py": "from specimen import params\n@stage('one', 'h')\ndef _one(p, a=None):\n"
-                           "    from specimen.clean import stage\n@stage('tool', 'h', dag=False)\ndef _t(p, a=None):\n"
-                           "    import specimen.other\ndef main():\n    from specimen import shared\n",
+        "specimen/cli.py": "from specimen import params\nfrom specimen.commands import COMMANDS\ndef main():\n"
+                           "    from specimen import shared\n",
+        "specimen/commands.py": "import os\n@stage('one', 'h', 'm')\ndef one(p, a):\n    from specimen.clean import stage\n"
+                                "@tool('tool', 'h', 'm')\ndef t(p, a):\n    import specimen.unused\n",
         "specimen/params.py": "", "specimen/shared.py": "", "specimen/other.py": "", "specimen/unused.py": "",
         "specimen/clean/__init__.py": "from . import helpers\n",
         "specimen/clean/helpers.py": "", "specimen/clean/lazy.py": "",
@@ -121,8 +124,8 @@ def test_the_closure_follows_relative_lazy_and_submodule_imports(tmp_path):
         (src / name).write_text(text)
     assert set(stage_entries(src)) == {"one"}
     assert stage_code("one", src) == sorted(f"src/specimen/{n}" for n in (
-        "__init__.py", "cli.py", "params.py", "shared.py", "other.py", "clean/__init__.py", "clean/helpers.py",
-        "clean/lazy.py", "clean/stage.py"))
+        "__init__.py", "cli.py", "commands.py", "params.py", "shared.py", "other.py", "clean/__init__.py",
+        "clean/helpers.py", "clean/lazy.py", "clean/stage.py"))
 
 
 # -- params files: complete, and accepted by both tools ---------------------------------------------
@@ -288,7 +291,7 @@ def recorded(project: Path, stage: str) -> dict:
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
     """The demo as a local: folder, every stage built once (optional ones and a search included)."""
-    from specimen.demo import make_demo
+    from specimen.data.demo import make_demo
 
     base = tmp_path_factory.mktemp("provenance")
     make_demo(base / "demo.zip", base / "demo.truth.json")
@@ -347,7 +350,7 @@ ROWS = [
     ("autoencoder", {"autoencoder.noise": 0.2}, {AE}),
     ("search", {"search.n": 3}, {S}),
     ("a module every stage runs", touch_module("params.py"), ALL),
-    ("a module one stage runs", touch_module("balance.py"), {B, T, EV, X, R, TU, AE}),
+    ("a module one stage runs", touch_module("clean/gallery.py"), {C, B, T, EV, X, BL, R, TU, AE}),
     ("the local: dataset, a file changed", edit_dataset("modify"), ALL),
     ("the local: dataset, a file added", edit_dataset("add"), ALL),
     ("the local: dataset, a file removed", edit_dataset("remove"), ALL),

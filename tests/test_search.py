@@ -14,7 +14,7 @@ from PIL import Image
 
 from specimen import SpecimenError
 from specimen.cli import main
-from specimen.search import search
+from specimen.tools.search import search
 from tests.conftest import ROOT, make_project, run
 
 

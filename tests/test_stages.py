@@ -12,12 +12,14 @@ import pytest
 from PIL import Image
 
 from specimen import SpecimenError
-from specimen.balance import balance
-from specimen.download import download, parse_source
-from specimen.embed import colour_histogram, embed
-from specimen.extract import extract
-from specimen.ingest import ingest
-from specimen.preprocess import load_image, preprocess
+from specimen.clean.balance import balance
+from specimen.data.download import download, parse_source
+from specimen.clean.embed import embed
+from specimen.clean.features import colour_histogram
+from specimen.data.extract import extract
+from specimen.data.ingest import ingest
+from specimen.data.images import load_image
+from specimen.data.preprocess import preprocess
 
 SPLIT = {"train": 0.6, "valid": 0.2, "test": 0.2}
 
@@ -297,7 +299,7 @@ def test_oversampling_adds_transformed_copies_of_minority_training_images_only(t
 
 
 def test_transforms_are_exact():
-    from specimen.data import apply_transform
+    from specimen.clean.balance import apply_transform
 
     a = np.arange(2 * 3 * 1).reshape(2, 3, 1)
     assert apply_transform(a, "flip_h")[:, :, 0].tolist() == [[2, 1, 0], [5, 4, 3]]

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from specimen.balance import balance
-from specimen.clean import clean
-from specimen.embed import embed
-from specimen.evaluate import evaluate
-from specimen.models import augmentation, build
-from specimen.preprocess import preprocess
-from specimen.train import train
+from specimen.clean.balance import balance
+from specimen.clean.clean import clean
+from specimen.clean.embed import embed
+from specimen.report.evaluate import evaluate
+from specimen.train.models import augmentation, build
+from specimen.data.preprocess import preprocess
+from specimen.train.train import train
 from tests.test_clean import clean_params
 from tests.test_stages import prepared
 
@@ -103,7 +103,7 @@ def test_evaluate_reports_match_the_test_split(trained):
 
 
 def test_oversampled_rows_reach_the_model_transformed(trained):
-    from specimen.data import dataset, split_rows
+    from specimen.train.inputs import dataset, split_rows
 
     tmp, _ = trained
     rows = split_rows(tmp / "clean/train.csv")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from specimen.train import plan
+from specimen.train.setup import plan
 from tests.conftest import Killed
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
 
@@ -48,7 +48,7 @@ def test_the_phase_plan_follows_the_weights():
 def test_unfreezing_opens_the_top_layers_but_not_batch_norm(tiny):
     import keras
 
-    from specimen.models import backbone, build, unfreeze
+    from specimen.train.models import backbone, build, unfreeze
 
     model = build("mobilenetv2", (32, 32, 3), 2, {**PRETRAINED, "weights": str(tiny / "backbone.weights.h5")}, 0)
     assert len(model.trainable_weights) == 2  # the softmax layer's kernel and bias
@@ -79,7 +79,7 @@ def test_two_phases_train_the_head_then_fine_tune_at_a_low_rate(tiny):
 
 
 def test_two_runs_with_one_seed_give_identical_histories_and_metrics(tiny):
-    from specimen.evaluate import evaluate
+    from specimen.report.evaluate import evaluate
 
     results = []
     for run in ("a", "b"):
@@ -180,10 +180,10 @@ def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(
 
     import keras
 
-    import specimen.train
-    from specimen.train import _callback_classes
+    import specimen.train.resume
+    from specimen.train.resume import callback_classes
 
-    Backup = _callback_classes()[2]
+    Backup = callback_classes()[2]
     x = np.random.default_rng(0).random((32, 4)).astype("float32")
     y = (x.sum(axis=1) > 2).astype("int32")
 
@@ -211,7 +211,7 @@ def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(
             tmp = Path(path).with_name(f".{Path(path).stem}.tmp-99999999{Path(path).suffix}")
             yield tmp
             raise Killed  # written beside, never moved in place
-        monkeypatch.setattr(specimen.train, "atomic_file", atomic_file)
+        monkeypatch.setattr(specimen.train.resume, "atomic_file", atomic_file)
     if killed_while != "older_specimen":
         with pytest.raises(Killed):
             fit(2)
@@ -233,8 +233,8 @@ def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(
 def test_mixed_precision_computes_in_float16_with_a_float32_softmax_and_trains():
     import keras
 
-    from specimen.models import backbone, build
-    from specimen.train import precision
+    from specimen.train.models import backbone, build
+    from specimen.train.setup import precision
 
     assert precision("off") == "float32" and precision("auto") == "float32"  # no GPU here
     try:

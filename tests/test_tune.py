@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from specimen import params as params_mod
-from specimen.tune import space, tune
+from specimen.train.tune import space, tune
 from tests.conftest import Killed
 from tests.test_train_evaluate import TRAIN, tiny_data
 

@@ -1,5 +1,5 @@
-"""The code each DAG stage runs, derived from the source: `specimen <stage>` executes cli.py, what
-cli.py and its main() import, and the closure of the modules its stage handler imports.
+"""The code each DAG stage runs, derived from the source: `specimen <stage>` executes cli.py and what it
+imports (commands.py's shared part, params.py), and the closure of the modules its runner imports.
 
 Snakemake (workflow/rules/common.smk) makes these files each rule's code inputs, so a change to any
 of them re-runs the stage; dvc.yaml lists the same files, and tests/test_provenance.py fails, naming
@@ -21,31 +21,33 @@ def stage_code(stage: str, src: Path | None = None) -> list[str]:
     src = Path(src) if src is not None else Path(__file__).resolve().parents[1]
     entries = stage_entries(src)
     if stage not in entries:
-        raise KeyError(f"no stage {stage!r} in {PACKAGE}/cli.py (stages: {', '.join(sorted(entries))})")
+        raise KeyError(f"no stage {stage!r} in {PACKAGE}/commands.py (stages: {', '.join(sorted(entries))})")
     modules = closure(src, {f"{PACKAGE}.cli"} | entries[stage])
     return sorted(f"{src.name}/{module_path(src, m).relative_to(src).as_posix()}" for m in modules)
 
 
 @cache
 def stage_entries(src: Path) -> dict[str, frozenset[str]]:
-    """{stage: the modules its handler in cli.py imports}, from each function decorated @stage(name, ...)
-    (not the tools, decorated with dag=False)."""
-    tree = ast.parse(module_path(src, f"{PACKAGE}.cli").read_text(encoding="utf-8"))
-    entries = {}
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
+    """{stage: the modules its runner in commands.py imports}, from each function decorated
+    @stage(name, ...) (the tools, decorated @tool, are no DAG stages)."""
+    tree = ast.parse(module_path(src, f"{PACKAGE}.commands").read_text(encoding="utf-8"))
+    return {_command(node)[1]: frozenset(imports(src, f"{PACKAGE}.commands", node))
+            for node in tree.body if _command(node) and _command(node)[0] == "stage"}
+
+
+def _command(node) -> tuple[str, str] | None:
+    """("stage" or "tool", name) for a function of commands.py registered as a command."""
+    if isinstance(node, ast.FunctionDef):
         for deco in node.decorator_list:
-            if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "stage" and deco.args
-                    and isinstance(deco.args[0], ast.Constant)
-                    and not any(k.arg == "dag" and getattr(k.value, "value", True) is False for k in deco.keywords)):
-                entries[deco.args[0].value] = frozenset(imports(src, f"{PACKAGE}.cli", node))
-    return entries
+            if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) in ("stage", "tool") and deco.args
+                    and isinstance(deco.args[0], ast.Constant)):
+                return deco.func.id, deco.args[0].value
+    return None
 
 
 def closure(src: Path, modules: set[str]) -> set[str]:
     """`modules`, their parent packages and everything they import inside the package, transitively.
-    cli.py counts only its module-level imports and main()'s: each handler's belong to its stage."""
+    Of commands.py, only what every command runs counts: each runner's imports belong to its stage."""
     seen, todo = set(), list(modules)
     while todo:
         name = todo.pop()
@@ -54,9 +56,8 @@ def closure(src: Path, modules: set[str]) -> set[str]:
         seen.add(name)
         todo.extend(parents(name))
         tree = ast.parse(module_path(src, name).read_text(encoding="utf-8"))
-        if name == f"{PACKAGE}.cli":
-            body = [n for n in tree.body if not isinstance(n, ast.FunctionDef) or n.name == "main"]
-            tree = ast.Module(body=body, type_ignores=[])
+        if name == f"{PACKAGE}.commands":
+            tree = ast.Module(body=[n for n in tree.body if not _command(n)], type_ignores=[])
         todo.extend(imports(src, name, tree))
     return seen
 

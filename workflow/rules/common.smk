@@ -76,10 +76,10 @@ def tracked(stage):
     return values
 
 
-# A local: dataset's content is an input of download (specimen.localsource): DVC follows the link
+# A local: dataset's content is an input of download (specimen.data.localsource): DVC follows the link
 # local-source to it; Snakemake compares the content's digest, a param of the rule.
 def local_source():
-    from specimen.localsource import LINK, digest, update_link
+    from specimen.data.localsource import LINK, digest, update_link
 
     update_link(config["dataset"]["source"], PROJECT)
     return LINK, digest(config["dataset"]["source"], PROJECT / ".snakemake/specimen/local-source.json")

@@ -1,0 +1,115 @@
+"""Copies: exact (the same sha256) and near (pHash within a few bits and thumbnails that correlate,
+or neighbours in the embedding at least `cosine` similar). Of each group of copies the one in the
+earliest split (train, valid, test; then by id) is kept; a copy in the same split is a
+``duplicate`` / ``near_duplicate``, one in a later split a ``leak`` / ``near_leak``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from specimen.clean.neighbours import WORKING_BYTES, nearest
+
+SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
+DUPLICATE_REASONS = ("duplicate", "leak", "near_duplicate", "near_leak")
+NEAR_NEIGHBOURS = 10  # embedding near copies are looked for among each image's 10 nearest
+
+
+def _keeper_order(index: pd.DataFrame) -> np.ndarray:
+    """Rank of each row as the copy to keep: earliest split, then id."""
+    order = index.assign(_rank=index.split.map(SPLIT_ORDER)).sort_values(["_rank", "id"]).index
+    rank = pd.Series(np.arange(len(order)), index=order)
+    return rank.reindex(index.index).to_numpy()
+
+
+def _copies(index: pd.DataFrame, groups: np.ndarray, kind: str, score, detail) -> pd.DataFrame:
+    """Rows for every member of a group (same label in `groups`, -1 = none) but its keeper."""
+    frame = index[["id", "split"]].assign(_g=groups, _rank=_keeper_order(index), score=score, detail=detail)
+    frame = frame[frame._g >= 0].sort_values("_rank")
+    keeper = frame.groupby("_g").id.transform("first")
+    keeper_split = frame.groupby("_g").split.transform("first")
+    copies = frame[frame.id != keeper]
+    leak = copies.split != keeper_split[copies.index]
+    names = {"exact": ("duplicate", "leak"), "near": ("near_duplicate", "near_leak")}[kind]
+    return pd.DataFrame({"id": copies.id, "reason": np.where(leak, names[1], names[0]),
+                         "score": copies.score, "twin": keeper[copies.index], "detail": copies.detail})
+
+
+def exact_duplicates(index: pd.DataFrame) -> pd.DataFrame:
+    groups = index.groupby("sha256", sort=False).ngroup().to_numpy()
+    sizes = np.bincount(groups)
+    groups = np.where(sizes[groups] > 1, groups, -1)
+    return _copies(index, groups, "exact", 1.0, "same sha256")
+
+
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label per node (-1 for nodes in no pair)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(pairs) == 0:
+        return np.full(n, -1)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    in_pair = np.zeros(n, dtype=bool)
+    in_pair[pairs.ravel()] = True
+    return np.where(in_pair, labels, -1)
+
+
+def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) within `max_bits` pHash bits whose thumbnails correlate >= min_corr.
+
+    A block of rows is compared with all rows at a time, the block sized so that its XORs take
+    at most WORKING_BYTES; correlations are computed for candidate pairs only. Memory stays flat
+    however many images there are."""
+    block = max(1, WORKING_BYTES // (8 * max(len(hashes), 1)))
+    found, corr = [], []
+    n = len(hashes)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        dist = np.bitwise_count(hashes[rows, None] ^ hashes[None, :])
+        i, j = np.nonzero(dist <= max_bits)
+        keep = j > rows[i]
+        i, j = rows[i[keep]], j[keep]
+        r = _correlation(thumbs[i], thumbs[j])
+        found.append(np.stack([i[r >= min_corr], j[r >= min_corr]], axis=1))
+        corr.append(r[r >= min_corr])
+    return np.concatenate(found).astype(int), np.concatenate(corr)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of `a` with the same row of `b` (0 where one is flat)."""
+    a = a.astype(np.float32) - a.mean(axis=1, keepdims=True, dtype=np.float32)
+    b = b.astype(np.float32) - b.mean(axis=1, keepdims=True, dtype=np.float32)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norms > 0, np.einsum("ij,ij->i", a, b) / np.where(norms > 0, norms, 1.0), 0.0)
+
+
+def near_duplicates(index: pd.DataFrame, hashes, thumbs, vectors, params: dict) -> pd.DataFrame:
+    """Near copies among `index` rows: pHash + thumbnail correlation, and/or embedding cosine."""
+    pairs, scores, details = [], [], []
+    if params["phash_bits"] is not None:
+        p, r = phash_pairs(hashes, thumbs, params["phash_bits"], params["min_correlation"])
+        bits = np.bitwise_count(hashes[p[:, 0]] ^ hashes[p[:, 1]]) if len(p) else np.array([], int)
+        pairs.append(p)
+        scores.append(r)
+        details += [f"phash {b} bits, r={x:.3f}" for b, x in zip(bits, r)]
+    if params["cosine"] is not None and len(index) > 1:
+        dist, nbr = nearest(vectors, NEAR_NEIGHBOURS)
+        i, col = np.nonzero(1.0 - dist >= params["cosine"])
+        p = np.sort(np.stack([i, nbr[i, col]], axis=1), axis=1)
+        sims = 1.0 - dist[i, col]
+        pairs.append(p)
+        scores.append(sims)
+        details += [f"cosine {x:.3f}" for x in sims]
+    if not pairs:
+        return pd.DataFrame(columns=["id", "reason", "score", "twin", "detail"])
+    pairs, scores = np.concatenate(pairs), np.concatenate(scores)
+    groups = _components(len(index), pairs)
+    # each copy's score and detail: its strongest link
+    best = pd.DataFrame({"node": np.r_[pairs[:, 0], pairs[:, 1]], "score": np.r_[scores, scores],
+                         "detail": details + details}).sort_values("score", ascending=False)
+    best = best.drop_duplicates("node").set_index("node")
+    score = best.score.reindex(range(len(index))).to_numpy()
+    detail = best.detail.astype(object).reindex(range(len(index))).fillna("").to_numpy()
+    return _copies(index.reset_index(drop=True), groups, "near", score, detail)

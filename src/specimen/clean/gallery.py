@@ -1,0 +1,60 @@
+"""The galleries people look at before trusting the defaults: one PNG per reason, the removed
+images highest score first, copies beside the image they copy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from specimen.artefacts import atomic_file
+from specimen.clean.duplicates import DUPLICATE_REASONS
+from specimen.shards import Shards
+
+GALLERY_MAX = 40
+
+
+def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed: pd.DataFrame) -> None:
+    """One PNG per reason: removed images, highest score first (copies beside their kept twin),
+    captioned with id, split and score. A contact sheet drawn with Pillow: matplotlib spent
+    hundreds of MiB resampling a sheet of 40 tiles."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=11)
+    title_font = ImageFont.load_default(size=16)
+    shards = Shards(processed / "shards")
+    where = index.set_index("id")
+    for reason, rows in removed.groupby("reason"):
+        total = len(rows)
+        rows = rows.sort_values(["score", "id"], ascending=[False, True]).head(GALLERY_MAX)
+        pairs = reason in DUPLICATE_REASONS
+        per_row = 4 if pairs else 8
+        shown = [[(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")] + ([(r.twin, f"kept: {r.twin}")] if pairs else [])
+                 for r in rows.itertuples()]
+        tiles = [[_tile(shards, where.loc[image_id]) for image_id, _ in group] for group in shown]
+        th, tw = tiles[0][0].shape[:2]
+        cell_w = max(tw, 190) + 10  # room for a caption as wide as an id
+        cell_h, caption, top = th + 40, 30, 34
+        cols, n_rows = per_row * len(shown[0]), -(-len(shown) // per_row)
+        sheet = Image.new("RGB", (cols * cell_w + 10, top + n_rows * cell_h + 10), "white")
+        draw = ImageDraw.Draw(sheet)
+        more = f" (the {GALLERY_MAX} highest scores)" if total > GALLERY_MAX else ""
+        draw.text((10, 8), f"{reason}: {total} removed{more}", fill="black", font=title_font)
+        for i, group in enumerate(tiles):
+            for j, tile in enumerate(group):
+                x = 10 + ((i % per_row) * len(group) + j) * cell_w
+                y = top + (i // per_row) * cell_h
+                draw.multiline_text((x, y), shown[i][j][1], fill="black", font=font, spacing=2)
+                sheet.paste(Image.fromarray(tile), (x, y + caption))
+        with atomic_file(folder / f"{reason}.png") as tmp:
+            sheet.save(tmp, format="PNG")
+
+
+def _tile(shards: Shards, row: pd.Series, side: int = 144) -> np.ndarray:
+    """A processed image as an RGB tile, enlarged to about `side` pixels (nearest neighbour)."""
+    img = shards.get([row["shard"]], [row["offset"]])[0]
+    shards.release()  # a map per shard touched at random would keep megabytes of each resident
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    scale = max(1, side // max(img.shape[:2]))
+    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)

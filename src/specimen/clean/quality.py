@@ -1,0 +1,66 @@
+"""Image quality as cleanvision defines it: its properties (brightness, entropy, blurriness) computed
+by its own code on each processed image's unpadded pixels, and its scores (lower is worse) with its
+default normalisation; plus, in the same pass, each image's pHash and a grey 32x32 thumbnail for the
+near-copy search. cleanvision's property classes have no public import path: they are reached in
+one place, cleanvision_properties, which fails in one line naming the version if an upgrade moves them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from specimen.shards import Shards
+
+QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio")
+THUMB = 32
+
+
+def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256):
+    """(raw cleanvision properties as a DataFrame, pHashes as uint64, grey 32x32 thumbnails)."""
+    import imagehash
+    from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
+                                                           EntropyProperty)
+    from PIL import Image
+
+    props = [BrightnessProperty("dark"), EntropyProperty(), BlurrinessProperty()]
+    raws, hashes = [], np.zeros(len(index), dtype=np.uint64)
+    thumbs = np.zeros((len(index), THUMB * THUMB), dtype=np.uint8)
+    row = 0
+    shards = Shards(processed / "shards")
+    with tqdm(total=len(index), desc="clean: image properties", unit="img", mininterval=1) as bar:
+        for rows, images in shards.batches(index, batch_size):
+            for (y0, x0, y1, x1), img in zip(rows[["y0", "x0", "y1", "x1"]].to_numpy(), images):
+                pixels = np.ascontiguousarray(img[y0:y1, x0:x1])
+                pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+                raw = {}
+                for prop in props:
+                    raw.update(prop.calculate(pil))
+                raws.append(raw)
+                bits = imagehash.phash(pil).hash.flatten()
+                hashes[row] = np.packbits(bits).view(">u8")[0]
+                grey = pil.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
+                thumbs[row] = np.asarray(grey).ravel()
+                row += 1
+            bar.update(len(rows))
+    raw = pd.DataFrame(raws, index=index.index)
+    w, h = index["width"].astype(float), index["height"].astype(float)
+    raw["aspect_ratio"] = np.minimum(w / h, h / w)
+    return raw, hashes, thumbs
+
+
+def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
+    """cleanvision's score per issue kind (lower is worse), from its own get_scores."""
+    from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
+                                                           EntropyProperty)
+
+    dark = BrightnessProperty("dark").get_scores(raw, "dark")["dark_score"]
+    light = BrightnessProperty("light").get_scores(raw, "light")["light_score"]
+    info = EntropyProperty().get_scores(raw, "low_information", normalizing_factor=0.1)["low_information_score"]
+    blurry = BlurrinessProperty().get_scores(raw, "blurry", normalizing_factor=0.01,
+                                             color_threshold=0.18)["blurry_score"]
+    scores = pd.DataFrame({"dark": dark, "light": light, "blurry": blurry, "low_information": info,
+                           "odd_aspect_ratio": raw["aspect_ratio"]}, index=raw.index)
+    return scores.astype(float)
