@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 from tests.conftest import artefacts, make_project  # noqa: E402  (the same copy and listing the tests use)
 
-from specimen.data.demo import CLASSES, encode, render_digit  # noqa: E402
+from specimen.data.demo.render import CLASSES, encode, render_digit  # noqa: E402
 
 
 def scaled_demo(path: Path, n: int, seed: int = 0) -> None:

@@ -71,8 +71,8 @@ def test_each_stage_depends_in_both_dag_files_on_exactly_the_code_it_executes():
     for name, job in jobs.items():
         assert sorted(i for i in job["inputs"] if i.startswith("src/")) == derived[name], name
     # every module but the CLI's shared three runs in only some stages: the lists differ by stage
-    assert {"src/specimen/data/demo.py", "src/specimen/data/localsource.py"} <= set(derived["download"])
-    assert "src/specimen/data/demo.py" not in derived["extract"]
+    assert {"src/specimen/data/demo/faults.py", "src/specimen/data/localsource.py"} <= set(derived["download"])
+    assert "src/specimen/data/demo/__init__.py" not in derived["extract"]
     assert "src/specimen/train/setup.py" in derived["tune/dvc.yaml:tune@small_cnn"]
     shared = {"src/specimen/cli.py", "src/specimen/commands.py", "src/specimen/params.py", "src/specimen/__init__.py"}
     assert all(shared <= set(d) for d in derived.values())
@@ -177,13 +177,16 @@ def test_a_params_yaml_that_leaves_keys_to_the_defaults_is_refused_in_one_line_a
     assert run(["snakemake", "-n", "--cores", "1", "results/all"], project).returncode == 0
 
 
-# -- dvc-commit's one reach below DVC's commands ----------------------------------------------------
+# -- dvc-commit's reach below DVC's commands ----------------------------------------------------------
 
 def test_forget_removes_one_stage_record_and_dvc_then_calls_that_stage_changed(tmp_path):
-    """The adapter over DVC's lock-file class: if a DVC upgrade changes it, this fails here first."""
+    """The adapter over DVC's internals: if a DVC upgrade moves them, check() fails here first, in one
+    line naming what it lacks; forget then does what dvc-commit needs of it."""
     from dvc.repo import Repo
 
-    from specimen.dvcsync import forget
+    from specimen.dvcadapter import check, forget
+
+    check()
 
     (tmp_path / "a").write_text("a")
     (tmp_path / "dvc.yaml").write_text("stages:\n  one:\n    cmd: cp a b\n    deps: [a]\n    outs: [b]\n"

@@ -23,8 +23,8 @@ onstart) and hands to dvc-commit at the end. A ``dvc repro`` started during the 
 DVC's lock, as it would beside another DVC command, instead of writing the same outputs as
 Snakemake's jobs; and a Snakemake run started while DVC works stops before it runs anything.
 
-DVC's command line has no way to remove one stage's record from dvc.lock: ``forget`` does it with
-DVC's own lock-file class, the one place here that reaches below DVC's commands.
+What DVC offers no public way to do (its locks, removing one stage's record) is in
+specimen.dvcadapter, one function each.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def commit_finished(root: Path) -> dict:
     from dvc.repo import Repo, lock_repo
 
     from specimen import SpecimenError
+    from specimen.dvcadapter import forget
 
     try:
         with Repo(str(root)) as repo, lock_repo(repo):
@@ -84,16 +85,6 @@ def snakemake_would_build(root: Path, targets: list[str]) -> set[str]:
     return {t for t in targets if f", {t}," in listed}
 
 
-def forget(repo, stage) -> bool:
-    """Remove `stage`'s record from the dvc.lock beside its dvc.yaml; whether it had one."""
-    from dvc.dvcfile import Lockfile
-
-    lockfile = Lockfile(repo, os.path.splitext(stage.dvcfile.path)[0] + ".lock")
-    had = lockfile.exists() and stage.name in lockfile.load().get("stages", {})
-    lockfile.remove_stage(stage)
-    return had
-
-
 def hold_lock(root: Path):
     """Take DVC's lock of the project at `root` (as ``dvc repro`` does, with DVC's own retries) and
     return it; ``.unlock()`` gives it back. A SpecimenError while DVC works there.
@@ -101,31 +92,25 @@ def hold_lock(root: Path):
     DVC gives its repository lock back while a stage's command runs (so that the command may call
     dvc), and marks the stage's paths in its read-write lock instead: a project is free only when
     the first can be taken and the second names no live process."""
-    import re
-
-    from dvc.lock import LockError, make_lock
+    from dvc.lock import LockError
     from dvc.repo import Repo
-    from dvc.rwlock import rwlock
 
     from specimen import SpecimenError
+    from specimen.dvcadapter import check, repo_lock, stage_running
 
+    check()
     busy = ("DVC is running in this project (dvc repro, dvc exp run, dvc pull...) and holds its lock{}: "
             "wait for it to finish, then run snakemake again")
-    with Repo(str(root)) as repo:  # DVC's own place and kind of lock (core.hardlink_lock)
-        hardlink = repo.config["core"].get("hardlink_lock", False)
-        lock = make_lock(repo.fs.join(repo.tmp_dir, "lock"), tmp_dir=repo.tmp_dir, hardlink_lock=hardlink)
+    with Repo(str(root)) as repo:
+        lock = repo_lock(repo)
         try:
             lock.lock()
         except LockError:
             raise SpecimenError(busy.format("")) from None
-        try:
-            with rwlock(repo.tmp_dir, repo.fs, "snakemake", [], [os.path.abspath(root)], hardlink):
-                pass
-        except LockError as e:
+        who = stage_running(repo, root)
+        if who is not None:
             lock.unlock()
-            held = dict.fromkeys(re.findall(r"\(PID (\d+)\): (\S+)(.*)", str(e)))  # "(PID 7): /venv/bin/dvc repro"
-            who = "; ".join(f"PID {pid}: {os.path.basename(program)}{rest}" for pid, program, rest in held)
-            raise SpecimenError(busy.format(f" ({who})" if who else "")) from None
+            raise SpecimenError(busy.format(f" ({who})" if who else ""))
     return lock
 
 

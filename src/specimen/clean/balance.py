@@ -28,6 +28,43 @@ from specimen.artefacts import write_csv, write_json
 TRANSFORMS = ("flip_h", "flip_v", "rot180", "rot90", "rot270")
 
 
+def balance(clean_index: Path, out_dir: Path, params: dict, image_size=None) -> dict:
+    """Write out_dir/train.csv and out_dir/class_weights.json; return the weights record."""
+    index = pd.read_csv(clean_index, keep_default_na=False, dtype={"label": str, "split": str})
+    train = index[index.split == "train"]
+    if train.empty:
+        raise SpecimenError(f"{clean_index}: no training images left after cleaning")
+    untrained = sorted(set(index.label) - set(train.label))
+    if untrained:
+        where = index[index.label == untrained[0]].split.value_counts()
+        raise SpecimenError(f"{clean_index}: class {untrained[0]!r} has no training image (it has "
+                            f"{', '.join(f'{n} {s}' for s, n in where.items())}"
+                            f"{f' and {len(untrained) - 1} more classes the same' if len(untrained) > 1 else ''}): "
+                            "a model cannot learn it; add training images of it, or take it out of the dataset")
+    over = params.get("oversample") or {}
+    rows = train.assign(source_id=train.id, transform="")
+    if over.get("target", "none") != "none":
+        transforms = over.get("transforms", ["flip_h"])
+        if image_size and image_size[0] != image_size[1] and {"rot90", "rot270"} & set(transforms):
+            raise SpecimenError("balance.oversample.transforms: rot90/rot270 need square images; "
+                                f"image.size is {image_size[0]}x{image_size[1]} (use flip_h, flip_v or rot180)")
+        rows = pd.concat([rows, oversample(train, over["target"], transforms)], ignore_index=True)
+    labels = rows.label
+    classes = np.array(sorted(labels.unique()))
+    if params["class_weight"] == "balanced":
+        weights = compute_class_weight("balanced", classes=classes, y=labels.to_numpy())
+    else:
+        weights = np.ones(len(classes))
+    counts, before = labels.value_counts(), train.label.value_counts()
+    result = {"method": params["class_weight"],
+              "weights": {c: round(float(w), 6) for c, w in zip(classes, weights)},
+              "counts": {c: int(counts[c]) for c in classes},
+              "counts_before_oversampling": {c: int(before[c]) for c in classes}}
+    write_csv(out_dir / "train.csv", rows)
+    write_json(out_dir / "class_weights.json", result)
+    return result
+
+
 def apply_transform(image: np.ndarray, name: str) -> np.ndarray:
     """An exact (lossless) flip or rotation of an (h, w, c) image; "" leaves it as it is."""
     return {
@@ -64,38 +101,3 @@ def oversample(train: pd.DataFrame, target, transforms: list[str]) -> pd.DataFra
     return pd.DataFrame(extra, columns=[*train.columns, "source_id", "transform"])
 
 
-def balance(clean_index: Path, out_dir: Path, params: dict, image_size=None) -> dict:
-    """Write out_dir/train.csv and out_dir/class_weights.json; return the weights record."""
-    index = pd.read_csv(clean_index, keep_default_na=False, dtype={"label": str, "split": str})
-    train = index[index.split == "train"]
-    if train.empty:
-        raise SpecimenError(f"{clean_index}: no training images left after cleaning")
-    untrained = sorted(set(index.label) - set(train.label))
-    if untrained:
-        where = index[index.label == untrained[0]].split.value_counts()
-        raise SpecimenError(f"{clean_index}: class {untrained[0]!r} has no training image (it has "
-                            f"{', '.join(f'{n} {s}' for s, n in where.items())}"
-                            f"{f' and {len(untrained) - 1} more classes the same' if len(untrained) > 1 else ''}): "
-                            "a model cannot learn it; add training images of it, or take it out of the dataset")
-    over = params.get("oversample") or {}
-    rows = train.assign(source_id=train.id, transform="")
-    if over.get("target", "none") != "none":
-        transforms = over.get("transforms", ["flip_h"])
-        if image_size and image_size[0] != image_size[1] and {"rot90", "rot270"} & set(transforms):
-            raise SpecimenError("balance.oversample.transforms: rot90/rot270 need square images; "
-                                f"image.size is {image_size[0]}x{image_size[1]} (use flip_h, flip_v or rot180)")
-        rows = pd.concat([rows, oversample(train, over["target"], transforms)], ignore_index=True)
-    labels = rows.label
-    classes = np.array(sorted(labels.unique()))
-    if params["class_weight"] == "balanced":
-        weights = compute_class_weight("balanced", classes=classes, y=labels.to_numpy())
-    else:
-        weights = np.ones(len(classes))
-    counts, before = labels.value_counts(), train.label.value_counts()
-    result = {"method": params["class_weight"],
-              "weights": {c: round(float(w), 6) for c, w in zip(classes, weights)},
-              "counts": {c: int(counts[c]) for c in classes},
-              "counts_before_oversampling": {c: int(before[c]) for c in classes}}
-    write_csv(out_dir / "train.csv", rows)
-    write_json(out_dir / "class_weights.json", result)
-    return result

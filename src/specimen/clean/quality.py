@@ -1,8 +1,9 @@
 """Image quality as cleanvision defines it: its properties (brightness, entropy, blurriness) computed
 by its own code on each processed image's unpadded pixels, and its scores (lower is worse) with its
 default normalisation; plus, in the same pass, each image's pHash and a grey 32x32 thumbnail for the
-near-copy search. cleanvision's property classes have no public import path: they are reached in
-one place, cleanvision_properties, which fails in one line naming the version if an upgrade moves them.
+near-copy search. cleanvision's property classes have no public import path (its Imagelab works
+on files on disk, not on the shards' pixels): they are reached in one place, cleanvision_properties,
+which fails in one line naming the version if an upgrade moves them.
 """
 from __future__ import annotations
 
@@ -12,18 +13,35 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from specimen import SpecimenError
 from specimen.shards import Shards
 
 QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio")
 THUMB = 32
+CLEANVISION_PROPERTIES = "cleanvision.issue_managers.image_property"
+
+
+def cleanvision_properties():
+    """(BrightnessProperty, EntropyProperty, BlurrinessProperty): cleanvision's own code for its
+    properties and scores, which it exposes through its Imagelab only, over files on disk."""
+    import importlib
+
+    import cleanvision
+
+    try:
+        module = importlib.import_module(CLEANVISION_PROPERTIES)
+        return module.BrightnessProperty, module.EntropyProperty, module.BlurrinessProperty
+    except (ImportError, AttributeError) as e:
+        raise SpecimenError(f"cleanvision {cleanvision.__version__}: {e}; specimen.clean.quality reads its image "
+                            f"properties from {CLEANVISION_PROPERTIES}: pin cleanvision==0.3.7 or adapt it") from None
 
 
 def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256):
     """(raw cleanvision properties as a DataFrame, pHashes as uint64, grey 32x32 thumbnails)."""
     import imagehash
-    from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
-                                                           EntropyProperty)
     from PIL import Image
+
+    BrightnessProperty, EntropyProperty, BlurrinessProperty = cleanvision_properties()
 
     props = [BrightnessProperty("dark"), EntropyProperty(), BlurrinessProperty()]
     raws, hashes = [], np.zeros(len(index), dtype=np.uint64)
@@ -53,8 +71,7 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
 
 def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
     """cleanvision's score per issue kind (lower is worse), from its own get_scores."""
-    from cleanvision.issue_managers.image_property import (BlurrinessProperty, BrightnessProperty,
-                                                           EntropyProperty)
+    BrightnessProperty, EntropyProperty, BlurrinessProperty = cleanvision_properties()
 
     dark = BrightnessProperty("dark").get_scores(raw, "dark")["dark_score"]
     light = BrightnessProperty("light").get_scores(raw, "light")["light_score"]

@@ -26,6 +26,37 @@ from specimen.artefacts import ARCHIVE_SUFFIXES, atomic_dir, sha256_file, write_
 from specimen.data.localsource import dataset_files
 
 
+def download(source: str, out_dir: Path, version: int | None = None) -> dict:
+    kind, rest = parse_source(source)
+    with atomic_dir(out_dir) as tmp:
+        if kind == "demo":
+            from specimen.data.demo import make_demo
+
+            archive = tmp / "demo.zip"
+            make_demo(archive, tmp / "demo.truth.json")
+            meta = {"source": "demo", "name": "demo"}
+        elif kind == "local":
+            path = Path(rest).expanduser()
+            if not path.exists():
+                raise SpecimenError(f"dataset.source local:{rest}: no such file or folder")
+            if path.is_dir():
+                archive = tmp / f"{path.name}.zip"
+                zip_folder(path, archive)
+            elif suffix := archive_suffix(path):
+                archive = tmp / (path.name[: -len(suffix)] + suffix)
+                shutil.copyfile(path, archive)
+            else:
+                raise SpecimenError(f"dataset.source local:{rest}: not a folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
+            meta = {"source": f"local:{rest}", "name": archive.name[: -len(archive_suffix(archive))]}
+        elif kind == "kaggle":
+            archive, meta = fetch_kaggle(rest, version, tmp)
+        else:
+            archive, meta = fetch_url(rest, tmp)
+        meta.update(archive=archive.name, sha256=sha256_file(archive), bytes=archive.stat().st_size)
+        write_json(tmp / "source.json", meta)
+    return meta
+
+
 def parse_source(source: str) -> tuple[str, str]:
     """'kaggle:owner/slug' -> ('kaggle', 'owner/slug'); 'demo' -> ('demo', '')."""
     if source == "demo":
@@ -172,32 +203,3 @@ def fetch_url(spec: str, dest: Path) -> tuple[Path, dict]:
     return archive, {"source": f"url:{url}", "name": filename[: -len(archive_suffix(Path(filename)))]}
 
 
-def download(source: str, out_dir: Path, version: int | None = None) -> dict:
-    kind, rest = parse_source(source)
-    with atomic_dir(out_dir) as tmp:
-        if kind == "demo":
-            from specimen.data.demo import make_demo
-
-            archive = tmp / "demo.zip"
-            make_demo(archive, tmp / "demo.truth.json")
-            meta = {"source": "demo", "name": "demo"}
-        elif kind == "local":
-            path = Path(rest).expanduser()
-            if not path.exists():
-                raise SpecimenError(f"dataset.source local:{rest}: no such file or folder")
-            if path.is_dir():
-                archive = tmp / f"{path.name}.zip"
-                zip_folder(path, archive)
-            elif suffix := archive_suffix(path):
-                archive = tmp / (path.name[: -len(suffix)] + suffix)
-                shutil.copyfile(path, archive)
-            else:
-                raise SpecimenError(f"dataset.source local:{rest}: not a folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
-            meta = {"source": f"local:{rest}", "name": archive.name[: -len(archive_suffix(archive))]}
-        elif kind == "kaggle":
-            archive, meta = fetch_kaggle(rest, version, tmp)
-        else:
-            archive, meta = fetch_url(rest, tmp)
-        meta.update(archive=archive.name, sha256=sha256_file(archive), bytes=archive.stat().st_size)
-        write_json(tmp / "source.json", meta)
-    return meta

@@ -51,6 +51,32 @@ _TRUST = "raise {key} in params.yaml if you trust this archive"
 _DAMAGED = "check dataset.source, or download the archive again if it is damaged"
 
 
+def extract(raw_dir: Path, out_dir: Path, max_total_mb: float, max_ratio: float = 200,
+            max_files: int = 2_000_000) -> dict:
+    """Unpack the archive named in raw_dir/source.json into out_dir/<name>/; see the module docstring."""
+    meta = json.loads((Path(raw_dir) / "source.json").read_text())
+    archive = Path(raw_dir) / meta["archive"]
+    budget = _Budget(int(max_total_mb * 1e6), max_ratio, max_files)
+    with atomic_dir(out_dir) as tmp:
+        target = tmp / meta["name"]
+        target.mkdir()
+        where = archive.name
+        _extract_archive(archive, target, where, budget)
+        inner = _single_archive(target, budget)
+        if inner is not None:  # Kaggle often zips a zip: unpack it once, where it lies
+            parked = Path(tempfile.mkdtemp(dir=tmp)) / inner.name
+            os.replace(inner, parked)
+            budget.files -= 1
+            where = f"{archive.name} > {inner.relative_to(target).as_posix()}"
+            _extract_archive(parked, inner.parent, where, budget)
+            shutil.rmtree(parked.parent)
+        if budget.files == 0:
+            junk = f" ({budget.skipped} macOS/dotfile entries skipped)" if budget.skipped else ""
+            raise SpecimenError(f"{where}: the archive holds no files{junk}: check dataset.source "
+                                "(is it the dataset's archive?)")
+    return {"files": budget.files, "skipped": budget.skipped, "target": str(Path(out_dir) / meta["name"])}
+
+
 def _refusal(where: str, entry: str, why: str) -> SpecimenError:
     return SpecimenError(f"{where}: refusing entry {entry!r}: {why}")
 
@@ -315,27 +341,3 @@ def _single_archive(target: Path, budget: _Budget) -> Path | None:
     return only if only.name.lower().endswith(ARCHIVE_SUFFIXES) and _kind(only) else None
 
 
-def extract(raw_dir: Path, out_dir: Path, max_total_mb: float, max_ratio: float = 200,
-            max_files: int = 2_000_000) -> dict:
-    """Unpack the archive named in raw_dir/source.json into out_dir/<name>/; see the module docstring."""
-    meta = json.loads((Path(raw_dir) / "source.json").read_text())
-    archive = Path(raw_dir) / meta["archive"]
-    budget = _Budget(int(max_total_mb * 1e6), max_ratio, max_files)
-    with atomic_dir(out_dir) as tmp:
-        target = tmp / meta["name"]
-        target.mkdir()
-        where = archive.name
-        _extract_archive(archive, target, where, budget)
-        inner = _single_archive(target, budget)
-        if inner is not None:  # Kaggle often zips a zip: unpack it once, where it lies
-            parked = Path(tempfile.mkdtemp(dir=tmp)) / inner.name
-            os.replace(inner, parked)
-            budget.files -= 1
-            where = f"{archive.name} > {inner.relative_to(target).as_posix()}"
-            _extract_archive(parked, inner.parent, where, budget)
-            shutil.rmtree(parked.parent)
-        if budget.files == 0:
-            junk = f" ({budget.skipped} macOS/dotfile entries skipped)" if budget.skipped else ""
-            raise SpecimenError(f"{where}: the archive holds no files{junk}: check dataset.source "
-                                "(is it the dataset's archive?)")
-    return {"files": budget.files, "skipped": budget.skipped, "target": str(Path(out_dir) / meta["name"])}

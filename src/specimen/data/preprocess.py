@@ -39,84 +39,6 @@ INDEX_COLUMNS = ["id", "label", "split", "sha256", "width", "height", "shard", "
 REJECT_COLUMNS = ["id", "path", "label", "split", "stage", "reason"]
 
 
-def workers() -> int:
-    return max(1, int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
-
-
-_BUFFERS: dict[str, np.ndarray] = {}
-
-
-def _buffer(path: str, shape) -> np.ndarray:
-    """A chunk's pixel buffer: a memory-mapped scratch file that workers and writer share."""
-    if path not in _BUFFERS:
-        _BUFFERS[path] = np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
-    return _BUFFERS[path]
-
-
-def _work(job):
-    """Decode one image into its slot of the chunk's shared buffer; return only (box, reason),
-    so no pixels travel through the pool's pipes (that copy was half the cost)."""
-    path, slot, buffer, shape, *args = job
-    img, box, reason = load_image(path, *args)
-    if img is not None:
-        _buffer(buffer, shape)[slot] = img
-    return box, reason
-
-
-def _init_worker(max_pixels: int | None) -> None:
-    cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
-    if max_pixels:  # Pillow's own bomb guard follows image.max_pixels, as in ingest
-        Image.MAX_IMAGE_PIXELS = max_pixels
-
-
-def _scratch() -> tempfile.TemporaryDirectory:
-    """A scratch folder in shared memory (/dev/shm) where there is one, else in the system's
-    temporary folder. Its name holds the process id, so what a killed run left there (memory, in
-    /dev/shm) is removed by the next run."""
-    shm = Path("/dev/shm")
-    root = Path(shm if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir())
-    remove_left_by_dead(root.glob("specimen-preprocess-*-*"), lambda left: left.name.split("-")[2])
-    return tempfile.TemporaryDirectory(prefix=f"specimen-preprocess-{os.getpid()}-", dir=root)
-
-
-def _open_csv(path: Path, columns: list[str]):
-    """A CSV written a chunk at a time, with the same CSV_OPTIONS as files.write_csv."""
-    f = open(path, "w", encoding="utf-8", newline="")
-    f.write(",".join(columns) + "\n")
-    return f
-
-
-def _append(f, rows: list[dict], columns: list[str]) -> None:
-    if rows:
-        pd.DataFrame(rows, columns=columns).to_csv(f, header=False, **CSV_OPTIONS)
-
-
-SPLIT_USERS = {"train": "training", "test": "evaluate"}  # the splits a run cannot do without
-
-
-def split_counts(manifest_path: Path, chunk: int) -> tuple[int, dict]:
-    """(rows, {split: images ingest kept in it}), reading the manifest a chunk at a time."""
-    rows, counts = 0, {}
-    for part in pd.read_csv(manifest_path, usecols=["split", "status"], dtype=str, keep_default_na=False,
-                            chunksize=max(chunk, 10_000)):
-        rows += len(part)
-        for split, n in part[part.status == "ok"].split.value_counts().items():
-            counts[split] = counts.get(split, 0) + int(n)
-    return rows, counts
-
-
-def check_splits(manifest_path: Path, counts: dict) -> None:
-    """Refuse, before decoding anything, a manifest with no train or no test image."""
-    have = ", ".join(f"{s} {counts[s]}" for s in ("train", "valid", "test") if counts.get(s)) or "none"
-    todo = {"train": "give the dataset training images (a train/ folder, or train rows in its labels file)",
-            "test": "give the dataset test images (a test/ folder, or test rows in its labels file), or, without "
-                    "split folders, a dataset.split.test above 0 and more images per class"}
-    for split, stage in SPLIT_USERS.items():
-        if not counts.get(split):
-            raise SpecimenError(f"{manifest_path}: no image in the {split} split (kept images per split: {have}), "
-                                f"so {stage} would have nothing: {todo[split]}")
-
-
 def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict, shard_size: int) -> int:
     """Stream the manifest a shard's worth of rows at a time; return the number of images kept.
     Paths in the manifest are relative to `extracted` (data/extracted)."""
@@ -198,3 +120,83 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
                                        "channels": 1 if image["color"] == "grey" else 3,
                                        "images": kept, "rejected": rejected})
     return kept
+
+
+def workers() -> int:
+    return max(1, int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
+
+
+_BUFFERS: dict[str, np.ndarray] = {}
+
+
+def _buffer(path: str, shape) -> np.ndarray:
+    """A chunk's pixel buffer: a memory-mapped scratch file that workers and writer share."""
+    if path not in _BUFFERS:
+        _BUFFERS[path] = np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
+    return _BUFFERS[path]
+
+
+def _work(job):
+    """Decode one image into its slot of the chunk's shared buffer; return only (box, reason),
+    so no pixels travel through the pool's pipes (that copy was half the cost)."""
+    path, slot, buffer, shape, *args = job
+    img, box, reason = load_image(path, *args)
+    if img is not None:
+        _buffer(buffer, shape)[slot] = img
+    return box, reason
+
+
+def _init_worker(max_pixels: int | None) -> None:
+    cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
+    if max_pixels:  # Pillow's own bomb guard follows image.max_pixels, as in ingest
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _scratch() -> tempfile.TemporaryDirectory:
+    """A scratch folder in shared memory (/dev/shm) where there is one, else in the system's
+    temporary folder. Its name holds the process id, so what a killed run left there (memory, in
+    /dev/shm) is removed by the next run."""
+    shm = Path("/dev/shm")
+    root = Path(shm if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir())
+    remove_left_by_dead(root.glob("specimen-preprocess-*-*"), lambda left: left.name.split("-")[2])
+    return tempfile.TemporaryDirectory(prefix=f"specimen-preprocess-{os.getpid()}-", dir=root)
+
+
+def _open_csv(path: Path, columns: list[str]):
+    """A CSV written a chunk at a time, with the same CSV_OPTIONS as files.write_csv."""
+    f = open(path, "w", encoding="utf-8", newline="")
+    f.write(",".join(columns) + "\n")
+    return f
+
+
+def _append(f, rows: list[dict], columns: list[str]) -> None:
+    if rows:
+        pd.DataFrame(rows, columns=columns).to_csv(f, header=False, **CSV_OPTIONS)
+
+
+SPLIT_USERS = {"train": "training", "test": "evaluate"}  # the splits a run cannot do without
+
+
+def split_counts(manifest_path: Path, chunk: int) -> tuple[int, dict]:
+    """(rows, {split: images ingest kept in it}), reading the manifest a chunk at a time."""
+    rows, counts = 0, {}
+    for part in pd.read_csv(manifest_path, usecols=["split", "status"], dtype=str, keep_default_na=False,
+                            chunksize=max(chunk, 10_000)):
+        rows += len(part)
+        for split, n in part[part.status == "ok"].split.value_counts().items():
+            counts[split] = counts.get(split, 0) + int(n)
+    return rows, counts
+
+
+def check_splits(manifest_path: Path, counts: dict) -> None:
+    """Refuse, before decoding anything, a manifest with no train or no test image."""
+    have = ", ".join(f"{s} {counts[s]}" for s in ("train", "valid", "test") if counts.get(s)) or "none"
+    todo = {"train": "give the dataset training images (a train/ folder, or train rows in its labels file)",
+            "test": "give the dataset test images (a test/ folder, or test rows in its labels file), or, without "
+                    "split folders, a dataset.split.test above 0 and more images per class"}
+    for split, stage in SPLIT_USERS.items():
+        if not counts.get(split):
+            raise SpecimenError(f"{manifest_path}: no image in the {split} split (kept images per split: {have}), "
+                                f"so {stage} would have nothing: {todo[split]}")
+
+

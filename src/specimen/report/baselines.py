@@ -54,6 +54,62 @@ COLUMNS = ["model", "input", "accuracy", "macro_f1", "weighted_f1", "parameters"
            "images_per_second", "test_images"]
 
 
+def baselines(processed: Path, index_path: Path, classes_path: Path, features_path: Path, out_dir: Path,
+              params: dict, seed: int) -> dict:
+    classes = load_classes(classes_path)
+    class_id = {c: i for i, c in enumerate(classes)}
+    train, test = split_rows(index_path, "train"), split_rows(index_path, "test")
+    if test.empty:
+        raise SpecimenError(f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0")
+    if train.empty:
+        raise SpecimenError(f"{index_path}: the train split is empty: nothing to fit the baselines on")
+    for rows in (train, test):
+        unknown = rows.label[~rows.label.isin(class_id)]
+        if len(unknown):
+            raise SpecimenError(f"{index_path}: label {unknown.iloc[0]!r} is not in {classes_path}: re-run ingest")
+    available = len(train)
+    train = train.iloc[stratified_subsample(train.label.to_numpy(), params["max_train_images"], seed)].reset_index(drop=True)
+    y_train, y_test = train.label.map(class_id).to_numpy(), test.label.map(class_id).to_numpy()
+    if params["models"] and len(np.unique(y_train)) < 2:
+        raise SpecimenError(f"{index_path}: the train split holds one class ({train.label.iloc[0]!r}): a classifier needs two")
+
+    inputs = {}  # every input read (and checked) before the first fit
+    for source in params["inputs"] if params["models"] else []:
+        if source == "pixels":
+            inputs[source] = ("pixels", *(pixel_vectors(processed, r, params["pixels"]["size"]) for r in (train, test)))
+        else:
+            (x_train, x_test), extractor = feature_vectors(features_path, train, test)
+            inputs[source] = (f"features:{extractor}", x_train, x_test)
+
+    rows, not_converged = [], []
+    with atomic_dir(Path(out_dir) / "runs") as runs:
+        for source, (label, x_train, x_test) in inputs.items():
+            for name in params["models"]:
+                model = make_model(name, params, seed)
+                seconds, converged = fit(model, x_train, y_train)
+                run = runs / f"{source}_{name}"
+                metrics = score(model, x_test, y_test, classes, run)
+                estimator = model[-1]
+                n_iter = getattr(estimator, "n_iter_", None)
+                fitted = {"model": name, "input": label, "converged": converged,
+                          "iterations": None if n_iter is None else int(np.max(n_iter)),
+                          "train_images": len(train), "train_images_available": available,
+                          "input_width": int(x_train.shape[1]), "parameters": parameter_count(estimator),
+                          "settings": params[name], "seed": seed}
+                write_json(run / "fit.json", fitted)
+                if not converged:
+                    not_converged.append(run.name)
+                rows.append({"model": name, "input": label, **{k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+                             "parameters": fitted["parameters"], "train_seconds": round(seconds, 6),
+                             "images_per_second": round(len(train) / max(seconds, 1e-9), 6),
+                             "test_images": metrics["test_images"]})
+    summary = pd.DataFrame(rows, columns=COLUMNS)
+    figures.save(figures.baselines(summary), Path(out_dir) / "summary.png")
+    write_csv(Path(out_dir) / "summary.csv", summary)
+    return {"summary": summary, "train_images": len(train), "train_images_available": available,
+            "test_images": len(test), "not_converged": not_converged}
+
+
 def make_model(name: str, params: dict, seed: int):
     """The scikit-learn Pipeline for one baseline, with its settings from params.yaml."""
     from sklearn.ensemble import RandomForestClassifier
@@ -159,57 +215,3 @@ def score(model, x, y_true, classes: list[str], out_dir: Path) -> dict:
     return write_scores(y_true, y_pred, classes, out_dir, pictures=False)
 
 
-def baselines(processed: Path, index_path: Path, classes_path: Path, features_path: Path, out_dir: Path,
-              params: dict, seed: int) -> dict:
-    classes = load_classes(classes_path)
-    class_id = {c: i for i, c in enumerate(classes)}
-    train, test = split_rows(index_path, "train"), split_rows(index_path, "test")
-    if test.empty:
-        raise SpecimenError(f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0")
-    if train.empty:
-        raise SpecimenError(f"{index_path}: the train split is empty: nothing to fit the baselines on")
-    for rows in (train, test):
-        unknown = rows.label[~rows.label.isin(class_id)]
-        if len(unknown):
-            raise SpecimenError(f"{index_path}: label {unknown.iloc[0]!r} is not in {classes_path}: re-run ingest")
-    available = len(train)
-    train = train.iloc[stratified_subsample(train.label.to_numpy(), params["max_train_images"], seed)].reset_index(drop=True)
-    y_train, y_test = train.label.map(class_id).to_numpy(), test.label.map(class_id).to_numpy()
-    if params["models"] and len(np.unique(y_train)) < 2:
-        raise SpecimenError(f"{index_path}: the train split holds one class ({train.label.iloc[0]!r}): a classifier needs two")
-
-    inputs = {}  # every input read (and checked) before the first fit
-    for source in params["inputs"] if params["models"] else []:
-        if source == "pixels":
-            inputs[source] = ("pixels", *(pixel_vectors(processed, r, params["pixels"]["size"]) for r in (train, test)))
-        else:
-            (x_train, x_test), extractor = feature_vectors(features_path, train, test)
-            inputs[source] = (f"features:{extractor}", x_train, x_test)
-
-    rows, not_converged = [], []
-    with atomic_dir(Path(out_dir) / "runs") as runs:
-        for source, (label, x_train, x_test) in inputs.items():
-            for name in params["models"]:
-                model = make_model(name, params, seed)
-                seconds, converged = fit(model, x_train, y_train)
-                run = runs / f"{source}_{name}"
-                metrics = score(model, x_test, y_test, classes, run)
-                estimator = model[-1]
-                n_iter = getattr(estimator, "n_iter_", None)
-                fitted = {"model": name, "input": label, "converged": converged,
-                          "iterations": None if n_iter is None else int(np.max(n_iter)),
-                          "train_images": len(train), "train_images_available": available,
-                          "input_width": int(x_train.shape[1]), "parameters": parameter_count(estimator),
-                          "settings": params[name], "seed": seed}
-                write_json(run / "fit.json", fitted)
-                if not converged:
-                    not_converged.append(run.name)
-                rows.append({"model": name, "input": label, **{k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
-                             "parameters": fitted["parameters"], "train_seconds": round(seconds, 6),
-                             "images_per_second": round(len(train) / max(seconds, 1e-9), 6),
-                             "test_images": metrics["test_images"]})
-    summary = pd.DataFrame(rows, columns=COLUMNS)
-    figures.save(figures.baselines(summary), Path(out_dir) / "summary.png")
-    write_csv(Path(out_dir) / "summary.csv", summary)
-    return {"summary": summary, "train_images": len(train), "train_images_available": available,
-            "test_images": len(test), "not_converged": not_converged}

@@ -34,38 +34,6 @@ from specimen.train.models import load as load_model
 DEFAULTS = {"batch_size": 256, "top_k": [3, 5], "gallery": 16, "grid": 24, "bins": 10}
 
 
-def calibration(y_true, probs: np.ndarray, bins: int) -> tuple[pd.DataFrame, float]:
-    """Per confidence bin: its bounds, count, mean confidence and accuracy; and the expected
-    calibration error (the count-weighted mean gap between confidence and accuracy)."""
-    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y_true
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    rows = []
-    for b in range(bins):
-        inside = which == b
-        rows.append({"bin": b + 1, "lower": edges[b], "upper": edges[b + 1], "count": int(inside.sum()),
-                     "confidence": float(confidence[inside].mean()) if inside.any() else np.nan,
-                     "accuracy": float(correct[inside].mean()) if inside.any() else np.nan})
-    table = pd.DataFrame(rows)
-    gaps = (table.confidence - table.accuracy).abs().fillna(0)
-    return table, float((gaps * table["count"]).sum() / max(1, len(y_true)))
-
-
-def top_k(y_true, probs: np.ndarray, ks) -> dict:
-    """top_K_accuracy for each K below the number of classes (at or above it, it is 1 by definition)."""
-    from sklearn.metrics import top_k_accuracy_score
-
-    n = probs.shape[1]
-    return {f"top_{k}_accuracy": round(float(top_k_accuracy_score(y_true, probs, k=k, labels=range(n))), 6)
-            for k in sorted(set(ks)) if 1 < k < n}
-
-
-def _images(rows: pd.DataFrame, processed: Path) -> np.ndarray:
-    if rows.empty:
-        return np.zeros((0, 1, 1, 3), np.uint8)
-    return Shards(Path(processed) / "shards").get(rows.shard, rows.offset)
-
-
 def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
              batch_size: int = 256, settings: dict | None = None, seed: int = 0,
              curves_csv: Path | None = None) -> dict:
@@ -107,3 +75,37 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
 
     return write_scores(y_true, y_pred, classes, out_dir,
                         extra={**top_k(y_true, probs, s["top_k"]), "expected_calibration_error": round(ece, 6)})
+
+
+def calibration(y_true, probs: np.ndarray, bins: int) -> tuple[pd.DataFrame, float]:
+    """Per confidence bin: its bounds, count, mean confidence and accuracy; and the expected
+    calibration error (the count-weighted mean gap between confidence and accuracy)."""
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = which == b
+        rows.append({"bin": b + 1, "lower": edges[b], "upper": edges[b + 1], "count": int(inside.sum()),
+                     "confidence": float(confidence[inside].mean()) if inside.any() else np.nan,
+                     "accuracy": float(correct[inside].mean()) if inside.any() else np.nan})
+    table = pd.DataFrame(rows)
+    gaps = (table.confidence - table.accuracy).abs().fillna(0)
+    return table, float((gaps * table["count"]).sum() / max(1, len(y_true)))
+
+
+def top_k(y_true, probs: np.ndarray, ks) -> dict:
+    """top_K_accuracy for each K below the number of classes (at or above it, it is 1 by definition)."""
+    from sklearn.metrics import top_k_accuracy_score
+
+    n = probs.shape[1]
+    return {f"top_{k}_accuracy": round(float(top_k_accuracy_score(y_true, probs, k=k, labels=range(n))), 6)
+            for k in sorted(set(ks)) if 1 < k < n}
+
+
+def _images(rows: pd.DataFrame, processed: Path) -> np.ndarray:
+    if rows.empty:
+        return np.zeros((0, 1, 1, 3), np.uint8)
+    return Shards(Path(processed) / "shards").get(rows.shard, rows.offset)
+
+

@@ -32,6 +32,49 @@ from specimen.shards import Shards
 from specimen.train.inputs import load_classes, split_rows
 
 
+def explain(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
+            params: dict, seed: int) -> dict:
+    """Write gradcam.png, feature_maps.png, activation_max.png and explain.json into `out_dir`;
+    params: explain's section (images, layers, classes, steps). Returns explain.json's content."""
+    out_dir = Path(out_dir)
+    model = _load(model_dir)
+    classes = load_classes(classes_path)
+    rows, images = _sample(index_path, processed, params["images"], seed)
+    if tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
+        raise SpecimenError(f"{model_dir}: the model takes {model.input_shape[1:]} images, {processed} holds "
+                            f"{images.shape[1:]}: train it again on these data")
+    probs = _predict(model, images)
+    predicted = probs.argmax(axis=1)
+    layer = last_conv_layer(model).name
+    figures.save(figures.gradcam(images, gradcam(model, images, predicted), rows.label.tolist(),
+                                 [classes[i] for i in predicted], probs.max(axis=1), layer), out_dir / "gradcam.png")
+
+    maps = feature_maps(model, images[0], params["layers"])
+    figures.save(figures.feature_maps(images[0], maps), out_dir / "feature_maps.png")
+
+    targets = list(range(min(params["classes"], len(classes))))
+    start = _predict(model, np.round(noise(model.input_shape[1:], len(targets), seed)).astype(np.uint8))
+    maximised = activation_maximisation(model, targets, params["steps"], seed)
+    final = _predict(model, maximised)
+    figures.save(figures.activation_max(maximised, [classes[i] for i in targets],
+                                        final[np.arange(len(targets)), targets], params["steps"]),
+                 out_dir / "activation_max.png")
+
+    summary = {
+        "model": Path(model_dir).name, "seed": seed,
+        "gradcam": {"layer": layer, "samples": [
+            {"id": r.id, "true": r.label, "predicted": classes[p], "probability": round(float(probs[k, p]), 6)}
+            for k, (r, p) in enumerate(zip(rows.itertuples(), predicted))]},
+        "feature_maps": {"id": rows.id[0], "layers": [name for name, _ in maps],
+                         "channels": [int(m.shape[-1]) for _, m in maps]},
+        "activation_max": {"steps": params["steps"], "classes": {
+            classes[c]: {"start_probability": round(float(start[k, c]), 6),
+                         "final_probability": round(float(final[k, c]), 6)} for k, c in enumerate(targets)}},
+    }
+    write_json(out_dir / "explain.json", summary)
+    return summary
+
+
 # -- the model's parts -----------------------------------------------------------------------
 
 def _conv_types():
@@ -71,7 +114,10 @@ def last_conv_layer(model):
 
 def _outer(layer, what: str = "output_tensors"):
     """The tensor a layer takes or gives in the graph of the model that calls it. A nested
-    model's `.input`/`.output` are its own graph's, so read the node of the call instead."""
+    model's `.input`/`.output` are its own graph's, and Keras has no public way to the tensors of
+    its call (a grey model's channel concatenation makes the model no chain to run layer by
+    layer): this reads the node of the call, ``layer._inbound_nodes[0]``, the one private Keras
+    name explain uses (tests/test_adapters.py fails, naming it, if an upgrade removes it)."""
     return getattr(layer._inbound_nodes[0], what)[0]
 
 
@@ -193,9 +239,7 @@ def activation_maximisation(model, class_ids, steps: int, seed: int = 0, step_si
     return np.round(x).astype(np.uint8)
 
 
-# -- figures -------------------------------------------------------------------------------
-
-# -- the stage -----------------------------------------------------------------------------
+# -- reading the model and the sample -----------------------------------------------------
 
 def _predict(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Class probabilities, called batch by batch (no predict function to compile for a few images)."""
@@ -221,44 +265,3 @@ def _load(model_dir: Path):
     return load(Path(model_dir) / "model.keras")
 
 
-def explain(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
-            params: dict, seed: int) -> dict:
-    """Write gradcam.png, feature_maps.png, activation_max.png and explain.json into `out_dir`;
-    params: explain's section (images, layers, classes, steps). Returns explain.json's content."""
-    out_dir = Path(out_dir)
-    model = _load(model_dir)
-    classes = load_classes(classes_path)
-    rows, images = _sample(index_path, processed, params["images"], seed)
-    if tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
-        raise SpecimenError(f"{model_dir}: the model takes {model.input_shape[1:]} images, {processed} holds "
-                            f"{images.shape[1:]}: train it again on these data")
-    probs = _predict(model, images)
-    predicted = probs.argmax(axis=1)
-    layer = last_conv_layer(model).name
-    figures.save(figures.gradcam(images, gradcam(model, images, predicted), rows.label.tolist(),
-                                 [classes[i] for i in predicted], probs.max(axis=1), layer), out_dir / "gradcam.png")
-
-    maps = feature_maps(model, images[0], params["layers"])
-    figures.save(figures.feature_maps(images[0], maps), out_dir / "feature_maps.png")
-
-    targets = list(range(min(params["classes"], len(classes))))
-    start = _predict(model, np.round(noise(model.input_shape[1:], len(targets), seed)).astype(np.uint8))
-    maximised = activation_maximisation(model, targets, params["steps"], seed)
-    final = _predict(model, maximised)
-    figures.save(figures.activation_max(maximised, [classes[i] for i in targets],
-                                        final[np.arange(len(targets)), targets], params["steps"]),
-                 out_dir / "activation_max.png")
-
-    summary = {
-        "model": Path(model_dir).name, "seed": seed,
-        "gradcam": {"layer": layer, "samples": [
-            {"id": r.id, "true": r.label, "predicted": classes[p], "probability": round(float(probs[k, p]), 6)}
-            for k, (r, p) in enumerate(zip(rows.itertuples(), predicted))]},
-        "feature_maps": {"id": rows.id[0], "layers": [name for name, _ in maps],
-                         "channels": [int(m.shape[-1]) for _, m in maps]},
-        "activation_max": {"steps": params["steps"], "classes": {
-            classes[c]: {"start_probability": round(float(start[k, c]), 6),
-                         "final_probability": round(float(final[k, c]), 6)} for k, c in enumerate(targets)}},
-    }
-    write_json(out_dir / "explain.json", summary)
-    return summary

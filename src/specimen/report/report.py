@@ -21,23 +21,6 @@ COLUMNS = ["name", "kind", "model", "input", "accuracy", "macro_f1", "weighted_f
            "train_seconds", "images_per_second"]
 
 
-def comparison(models: list[str], reports: Path, model_dirs: Path, baselines: Path | None) -> pd.DataFrame:
-    """One row per trained model (its metrics.json and meta.json) and per baseline (summary.csv)."""
-    rows = []
-    for name in models:
-        metrics = json.loads((reports / name / "metrics.json").read_text())
-        meta = json.loads((model_dirs / name / "meta.json").read_text())
-        rows.append({"name": name, "kind": "keras", "model": name, "input": "images", **metrics,
-                     "parameters": meta["parameters"], "epochs": meta["epochs_run"],
-                     "train_seconds": meta["train_seconds"], "images_per_second": meta.get("images_per_second")})
-    if baselines is not None:
-        for row in pd.read_csv(baselines, keep_default_na=False).to_dict("records"):
-            rows.append({**row, "name": f"{row['model']} ({row['input'].split(':')[0]})", "kind": "baseline",
-                         "epochs": None})
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable").reset_index(drop=True)
-
-
 def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, clean_dir: Path,
            raw: Path, out_dir: Path, summary_path: Path, baselines: Path | None = None,
            explain: Path | None = None) -> dict:
@@ -73,3 +56,22 @@ def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, 
     }
     write_json(summary_path, summary)
     return summary
+
+
+def comparison(models: list[str], reports: Path, model_dirs: Path, baselines: Path | None) -> pd.DataFrame:
+    """One row per trained model (its metrics.json and meta.json) and per baseline (summary.csv)."""
+    rows = []
+    for name in models:
+        metrics = json.loads((reports / name / "metrics.json").read_text())
+        meta = json.loads((model_dirs / name / "meta.json").read_text())
+        rows.append({"name": name, "kind": "keras", "model": name, "input": "images", **metrics,
+                     "parameters": meta["parameters"], "epochs": meta["epochs_run"],
+                     "train_seconds": meta["train_seconds"], "images_per_second": meta.get("images_per_second")})
+    if baselines is not None:
+        for row in pd.read_csv(baselines, keep_default_na=False).to_dict("records"):
+            rows.append({**row, "name": f"{row['model']} ({row['input'].split(':')[0]})", "kind": "baseline",
+                         "epochs": None})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable").reset_index(drop=True)
+
+

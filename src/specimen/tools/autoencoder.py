@@ -44,6 +44,38 @@ CELL = 64         # pixels: grid cells are scaled up by a whole factor to at lea
 GAP = 2           # pixels between grid cells (white)
 
 
+def autoencoder(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
+                params: dict, seed: int) -> dict:
+    """Learn, judge and generate (see the module docstring); returns metrics.json's content."""
+    classes = load_classes(classes_path)
+    name = choose_class(classes, params.get("class"))
+    train_rows, test_rows = class_rows(index_path, name)
+    if not (Path(model_dir) / "model.keras").is_file():
+        raise SpecimenError(f"{model_dir}: no model.keras; train the classifier first")
+    from specimen.train.setup import seed_everything
+
+    seed_everything(seed, True)
+    meta = json.loads((Path(processed) / "meta.json").read_text())
+    model, encoder, decoder = build((*meta["size"], meta["channels"]), params["filters"], params["latent"],
+                                    params["noise"], seed)
+    losses = fit(model, train_rows, processed, name, params, seed)
+    picks = np.random.default_rng(seed).choice(len(test_rows), min(params["samples"], len(test_rows)), replace=False)
+    mse, figure = judge(model, test_rows, processed, params["noise"], params["batch_size"], sorted(picks.tolist()), seed)
+    generated = generate(encoder, decoder, test_rows, processed, params["generated"], seed)
+    metrics = {"class": name, "train_images": len(train_rows), "test_images": len(test_rows),
+               "epochs": len(losses), "final_loss": round(losses[-1], 6), "noise": params["noise"], **mse,
+               "generated_images": len(generated),
+               "generated_accuracy": classifier_accuracy(model_dir, generated, name, classes),
+               "classifier": str(model_dir)}
+    with atomic_dir(out_dir) as tmp:
+        model.save(tmp / "autoencoder.keras")
+        save_png(tmp / "reconstructions.png", grid(figure))
+        save_png(tmp / "generated.png", grid([generated[i:i + GRID_COLUMNS]
+                                              for i in range(0, len(generated), GRID_COLUMNS)]))
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
+
+
 def choose_class(classes: list[str], wanted) -> str:
     """The class to learn: `wanted` (autoencoder.class), or the first class when it is null."""
     if wanted is None:
@@ -188,33 +220,3 @@ def classifier_accuracy(model_dir: Path, images: np.ndarray, name: str, classes:
     return round(float(np.mean(predicted == names.index(name))), 6)
 
 
-def autoencoder(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
-                params: dict, seed: int) -> dict:
-    """Learn, judge and generate (see the module docstring); returns metrics.json's content."""
-    classes = load_classes(classes_path)
-    name = choose_class(classes, params.get("class"))
-    train_rows, test_rows = class_rows(index_path, name)
-    if not (Path(model_dir) / "model.keras").is_file():
-        raise SpecimenError(f"{model_dir}: no model.keras; train the classifier first")
-    from specimen.train.setup import seed_everything
-
-    seed_everything(seed, True)
-    meta = json.loads((Path(processed) / "meta.json").read_text())
-    model, encoder, decoder = build((*meta["size"], meta["channels"]), params["filters"], params["latent"],
-                                    params["noise"], seed)
-    losses = fit(model, train_rows, processed, name, params, seed)
-    picks = np.random.default_rng(seed).choice(len(test_rows), min(params["samples"], len(test_rows)), replace=False)
-    mse, figure = judge(model, test_rows, processed, params["noise"], params["batch_size"], sorted(picks.tolist()), seed)
-    generated = generate(encoder, decoder, test_rows, processed, params["generated"], seed)
-    metrics = {"class": name, "train_images": len(train_rows), "test_images": len(test_rows),
-               "epochs": len(losses), "final_loss": round(losses[-1], 6), "noise": params["noise"], **mse,
-               "generated_images": len(generated),
-               "generated_accuracy": classifier_accuracy(model_dir, generated, name, classes),
-               "classifier": str(model_dir)}
-    with atomic_dir(out_dir) as tmp:
-        model.save(tmp / "autoencoder.keras")
-        save_png(tmp / "reconstructions.png", grid(figure))
-        save_png(tmp / "generated.png", grid([generated[i:i + GRID_COLUMNS]
-                                              for i in range(0, len(generated), GRID_COLUMNS)]))
-        write_json(tmp / "metrics.json", metrics)
-    return metrics

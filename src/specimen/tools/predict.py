@@ -31,6 +31,35 @@ MODELS_ROOT = Path("results/models")
 BAR_FROM = 100  # a progress bar when there are at least this many images
 
 
+def predict(model: str | Path, target: str | Path, top_k: int = 5, out: Path | None = None,
+            batch_size: int = 64, max_pixels: int | None = None, models_root: Path = MODELS_ROOT,
+            unsafe: bool = False) -> pd.DataFrame:
+    """Predict every image of `target` (a file or a folder) with `model`; write the rows to `out`
+    (a CSV) if given. Returns the rows (columns: see the module docstring). A model with Lambda
+    layers is refused unless `unsafe` (see models.load)."""
+    if top_k < 1:
+        raise SpecimenError(f"--top-k {top_k}: must be at least 1")
+    folder = model_folder(model, models_root)
+    meta = read_meta(folder)
+    paths = image_paths(target)
+    k = min(top_k, len(meta["classes"]))
+    from specimen.train.models import load  # TensorFlow only once the arguments are known to be good
+
+    net = load(folder / "model.keras", unsafe=unsafe)
+    rows = []
+    with pillow_limit(max_pixels), tqdm(total=len(paths), desc="predict", unit="img",
+                                        disable=len(paths) < BAR_FROM, mininterval=1) as bar:
+        for start in range(0, len(paths), batch_size):
+            batch = paths[start:start + batch_size]
+            rows.extend(predict_batch(net, batch, meta, k, max_pixels))
+            bar.update(len(batch))
+    frame = pd.DataFrame(rows, columns=columns(k))
+    frame["error"] = frame["error"].fillna("")
+    if out is not None:
+        write_csv(out, frame)
+    return frame
+
+
 def model_folder(model: str | Path, models_root: Path = MODELS_ROOT) -> Path:
     """The folder of `model`: a folder, a model.keras file's folder, or a name under `models_root`."""
     path = Path(model)
@@ -118,35 +147,6 @@ def predict_batch(model, paths: list[Path], meta: dict, k: int, max_pixels: int 
         probs = np.asarray(model.predict_on_batch(np.stack([im for _, im in decoded])), dtype=np.float64)
         rows = {row["path"]: row for row in top_k_rows([p for p, _ in decoded], probs, meta["classes"], k)}
     return [rows[str(p)] if p not in reasons else {"path": str(p), "error": reasons[p]} for p in paths]
-
-
-def predict(model: str | Path, target: str | Path, top_k: int = 5, out: Path | None = None,
-            batch_size: int = 64, max_pixels: int | None = None, models_root: Path = MODELS_ROOT,
-            unsafe: bool = False) -> pd.DataFrame:
-    """Predict every image of `target` (a file or a folder) with `model`; write the rows to `out`
-    (a CSV) if given. Returns the rows (columns: see the module docstring). A model with Lambda
-    layers is refused unless `unsafe` (see models.load)."""
-    if top_k < 1:
-        raise SpecimenError(f"--top-k {top_k}: must be at least 1")
-    folder = model_folder(model, models_root)
-    meta = read_meta(folder)
-    paths = image_paths(target)
-    k = min(top_k, len(meta["classes"]))
-    from specimen.train.models import load  # TensorFlow only once the arguments are known to be good
-
-    net = load(folder / "model.keras", unsafe=unsafe)
-    rows = []
-    with pillow_limit(max_pixels), tqdm(total=len(paths), desc="predict", unit="img",
-                                        disable=len(paths) < BAR_FROM, mininterval=1) as bar:
-        for start in range(0, len(paths), batch_size):
-            batch = paths[start:start + batch_size]
-            rows.extend(predict_batch(net, batch, meta, k, max_pixels))
-            bar.update(len(batch))
-    frame = pd.DataFrame(rows, columns=columns(k))
-    frame["error"] = frame["error"].fillna("")
-    if out is not None:
-        write_csv(out, frame)
-    return frame
 
 
 def table(frame: pd.DataFrame) -> str:

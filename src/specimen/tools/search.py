@@ -48,6 +48,34 @@ from specimen.data.images import shape
 MANY = 100  # files: a progress bar from this many on
 
 
+def search(target: str, data: Path, out: Path | None = None, n: int = 5, features: str = "histogram",
+           image: dict | None = None, embed: dict | None = None) -> dict:
+    """Rank the images of `data` (folder or zip) by distance to `target`; write the table to `out`
+    (CSV, atomically) if given. Returns {table, images, skipped, target}; see the module docstring."""
+    if features not in EXTRACTORS:
+        raise SpecimenError(f"--features {features!r}: choose one of {', '.join(EXTRACTORS)}")
+    if n < 1:
+        raise SpecimenError(f"-n {n}: ask for at least 1 image")
+    data = Path(data)
+    with dataset(data) as (names, read):
+        if not names:
+            raise SpecimenError(f"{data}: no files in it, nothing to search: give --data a folder or zip that holds images")
+        name, rgb = _target(target, data, names, read)
+        measure = (_histogram_measure(rgb) if features == "histogram"
+                   else _network_measure(rgb, features, image, embed))
+        counts = {"images": 0, "skipped": 0}
+        others = [x for x in names if x != name]
+        nearest = heapq.nsmallest(n, _distances(others, read, *measure, counts))
+    if not counts["images"] and name is None:
+        raise SpecimenError(f"{data}: none of its {len(names)} files is an image OpenCV can read: nothing to search")
+    label = name if name is not None else target
+    table = pd.DataFrame([(label, 0.0)] + [(x, float(d)) for d, x in nearest], columns=["filename", "distance"])
+    if out is not None:
+        write_csv(out, table)
+    return {"table": table, "images": counts["images"] + (name is not None), "skipped": counts["skipped"],
+            "target": label}
+
+
 def _rgb(bgr: np.ndarray | None) -> np.ndarray | None:
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
@@ -183,29 +211,3 @@ def _distances(names: list[str], read, prepare, distances, batch: int, counts: d
         yield from zip(distances(pending), pending_names)
 
 
-def search(target: str, data: Path, out: Path | None = None, n: int = 5, features: str = "histogram",
-           image: dict | None = None, embed: dict | None = None) -> dict:
-    """Rank the images of `data` (folder or zip) by distance to `target`; write the table to `out`
-    (CSV, atomically) if given. Returns {table, images, skipped, target}; see the module docstring."""
-    if features not in EXTRACTORS:
-        raise SpecimenError(f"--features {features!r}: choose one of {', '.join(EXTRACTORS)}")
-    if n < 1:
-        raise SpecimenError(f"-n {n}: ask for at least 1 image")
-    data = Path(data)
-    with dataset(data) as (names, read):
-        if not names:
-            raise SpecimenError(f"{data}: no files in it, nothing to search: give --data a folder or zip that holds images")
-        name, rgb = _target(target, data, names, read)
-        measure = (_histogram_measure(rgb) if features == "histogram"
-                   else _network_measure(rgb, features, image, embed))
-        counts = {"images": 0, "skipped": 0}
-        others = [x for x in names if x != name]
-        nearest = heapq.nsmallest(n, _distances(others, read, *measure, counts))
-    if not counts["images"] and name is None:
-        raise SpecimenError(f"{data}: none of its {len(names)} files is an image OpenCV can read: nothing to search")
-    label = name if name is not None else target
-    table = pd.DataFrame([(label, 0.0)] + [(x, float(d)) for d, x in nearest], columns=["filename", "distance"])
-    if out is not None:
-        write_csv(out, table)
-    return {"table": table, "images": counts["images"] + (name is not None), "skipped": counts["skipped"],
-            "target": label}

@@ -35,7 +35,7 @@ import pandas as pd
 
 from specimen.artefacts import atomic_file, working_folder, write_csv, write_json
 from specimen.train.inputs import dataset
-from specimen.train.resume import best_value, callback_classes, read_log
+from specimen.train.resume import best_value, callback_classes, check_keras_backup, read_log
 from specimen.train.setup import compile_phase, distribution, plan, plateau_callbacks, precision, read_inputs, seed_everything
 
 
@@ -45,6 +45,7 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
     """Train on `train_path` (balance's train.csv, oversampled or not; default: the index's train
     split), validate on the index's valid split; `work` (default: out_dir/../<model>.work) holds
     the resumable state until the model is written."""
+    check_keras_backup()  # the private Keras names Backup needs: one line if an upgrade took one away
     seed_everything(seed, params["deterministic"])
     import keras
     from dvclive import Live

@@ -30,12 +30,70 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from specimen import SpecimenError
-from specimen.train.inputs import dataset
-from specimen import figures
+from specimen import SpecimenError, figures
 from specimen.artefacts import atomic_file, sha256_file, working_folder, write_csv
+from specimen.train import kerastuner
+from specimen.train.inputs import dataset
 
 VALUES = ("learning_rate", "units", "dropout", "unfrozen_layers")
+
+
+def tune(model_name: str, processed: Path, index_path: Path, weights_path: Path, classes_path: Path,
+         out_dir: Path, train: dict, tune: dict, seed: int, train_path: Path, work: Path) -> dict:
+    """Search, then write best_params.yaml, trials.csv and trials.png into `out_dir`; returns the trials
+    (a frame), the monitor and the best trial's row."""
+    check_space(model_name, tune)
+    files = [Path(processed) / "index.csv", Path(processed) / "meta.json", Path(index_path), Path(train_path),
+             Path(weights_path), Path(classes_path)]
+    for f in files:
+        if not f.is_file():
+            raise SpecimenError(f"{f}: no such file")
+    from specimen.backbones import check_size
+    from specimen.train.setup import distribution, precision, read_inputs, seed_everything
+
+    import keras_tuner as kt
+
+    seed_everything(seed, train["deterministic"])
+    inputs = read_inputs(processed, index_path, weights_path, classes_path, train, train_path)
+    input_shape, monitor, mode = inputs.input_shape, inputs.monitor, inputs.mode
+    if model_name != "small_cnn":
+        check_size(model_name, input_shape[:2], "image.size")
+        weights = train.get("weights", "imagenet")
+        if weights not in ("imagenet", "none") and not Path(weights).is_file():
+            raise SpecimenError(f"train.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
+    precision(train.get("mixed_precision", "off"))
+    strategy = distribution()
+    job = {"model": model_name, "train": train, "tune": tune, "seed": seed, "processed": Path(processed),
+           "classes": inputs.classes, "train_rows": inputs.train_rows, "valid_rows": inputs.valid_rows,
+           "valid": not inputs.valid_rows.empty, "input_shape": input_shape, "monitor": monitor, "mode": mode,
+           "strategy": strategy, "batch_size": train["batch_size"] * strategy.num_replicas_in_sync,
+           "class_weight": inputs.class_weight}
+    hp = space(model_name, train, tune)
+    work = Path(work)
+    tuner = _open_search(_tuner_class(), job, hp, kt.Objective(monitor, direction=mode), work,
+                         _fingerprint(model_name, train, tune, seed, files))
+    try:
+        tuner.search()
+    except kt.errors.FatalError as e:
+        raise SpecimenError(str(e)) from None
+    except RuntimeError as e:  # too many failed trials in a row: KerasTuner's message, then the last error
+        failed = [t for t in tuner.oracle.trials.values() if t.message]
+        last = failed[-1].message.strip().splitlines()[-1] if failed else ""
+        raise SpecimenError(f"{str(e).splitlines()[0]} {last}".strip()) from None
+
+    trials = trials_frame(tuner, monitor)
+    done = trials[trials.status == "COMPLETED"]
+    if done.empty:
+        raise SpecimenError(f"tune {model_name}: no trial finished (see {work})")
+    best = done.loc[done[monitor].idxmin() if mode == "min" else done[monitor].idxmax()]
+    values = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in VALUES if k in hp.values}
+    out_dir = Path(out_dir)
+    write_csv(out_dir / "trials.csv", trials)
+    figures.save(figures.trials(trials, model_name, monitor, mode), out_dir / "trials.png")
+    with atomic_file(out_dir / "best_params.yaml") as tmp:
+        tmp.write_text(_best_text(model_name, values, best, len(done), monitor, mode))
+    shutil.rmtree(work)
+    return {"trials": trials, "monitor": monitor, "best": best.to_dict()}
 
 
 def check_space(model_name: str, tune: dict) -> None:
@@ -106,24 +164,12 @@ def _fingerprint(model_name, train, tune, seed, files) -> dict:
             "files": {str(f): sha256_file(f) for f in files}}
 
 
-def _save_json_atomically(path, obj) -> str:
-    """KerasTuner's utils.save_json, complete or absent: it rewrites its state (oracle.json, each
-    trial.json) as every trial ends, and a kill in the middle of a write left the file cut short
-    and the whole search lost on resume."""
-    text = json.dumps(obj)
-    with atomic_file(path) as tmp:
-        tmp.write_text(text)
-    return text
-
-
 def _tuner_class():
     import keras
     import keras_tuner as kt
-    import keras_tuner.src.config
-    import keras_tuner.src.utils
 
-    keras_tuner.src.config.DEBUG = False  # a failed trial is one line (on_trial_end), not KerasTuner's traceback
-    keras_tuner.src.utils.save_json = _save_json_atomically
+    kerastuner.check()
+    kerastuner.patch()  # a failed trial in one line; its state files written whole
 
     from specimen.train.models import build
     from specimen.train.setup import compile_phase, plan, plateau_callbacks
@@ -196,7 +242,7 @@ def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
     # ends: killed in between, the oracle's record would be thrown away. That state is always {}: write it.
     state = work / "search" / "tuner0.json"
     if (work / "search" / "oracle.json").is_file() and not state.exists():
-        _save_json_atomically(state, {})
+        kerastuner.save_json(state, {})
     try:
         tuner = Search(**kwargs)
     except (ValueError, KeyError, RuntimeError) as e:  # a state file cut short by a kill
@@ -210,71 +256,13 @@ def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
         del oracle.trials[trial_id]
         shutil.rmtree(tuner.get_trial_dir(trial_id), ignore_errors=True)
     # A trial killed after KerasTuner wrote it finished but before it let go of it is queued again: drop it.
-    oracle._retry_queue = [t for t in oracle._retry_queue if oracle.trials[t].status != "COMPLETED"]
+    kerastuner.drop_finished_retries(oracle)
     oracle.verbose = 0  # one line per trial, printed by the trial
     finished = sum(t.status == "COMPLETED" for t in oracle.trials.values())
     if finished:
         print(f"resuming the search in {work}: {finished} of {job['tune']['trials']} trials already finished",
               flush=True)
     return tuner
-
-
-def tune(model_name: str, processed: Path, index_path: Path, weights_path: Path, classes_path: Path,
-         out_dir: Path, train: dict, tune: dict, seed: int, train_path: Path, work: Path) -> dict:
-    """Search, then write best_params.yaml, trials.csv and trials.png into `out_dir`; returns the trials
-    (a frame), the monitor and the best trial's row."""
-    check_space(model_name, tune)
-    files = [Path(processed) / "index.csv", Path(processed) / "meta.json", Path(index_path), Path(train_path),
-             Path(weights_path), Path(classes_path)]
-    for f in files:
-        if not f.is_file():
-            raise SpecimenError(f"{f}: no such file")
-    from specimen.backbones import check_size
-    from specimen.train.setup import distribution, precision, read_inputs, seed_everything
-
-    import keras_tuner as kt
-
-    seed_everything(seed, train["deterministic"])
-    inputs = read_inputs(processed, index_path, weights_path, classes_path, train, train_path)
-    input_shape, monitor, mode = inputs.input_shape, inputs.monitor, inputs.mode
-    if model_name != "small_cnn":
-        check_size(model_name, input_shape[:2], "image.size")
-        weights = train.get("weights", "imagenet")
-        if weights not in ("imagenet", "none") and not Path(weights).is_file():
-            raise SpecimenError(f"train.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
-    precision(train.get("mixed_precision", "off"))
-    strategy = distribution()
-    job = {"model": model_name, "train": train, "tune": tune, "seed": seed, "processed": Path(processed),
-           "classes": inputs.classes, "train_rows": inputs.train_rows, "valid_rows": inputs.valid_rows,
-           "valid": not inputs.valid_rows.empty, "input_shape": input_shape, "monitor": monitor, "mode": mode,
-           "strategy": strategy, "batch_size": train["batch_size"] * strategy.num_replicas_in_sync,
-           "class_weight": inputs.class_weight}
-    hp = space(model_name, train, tune)
-    work = Path(work)
-    tuner = _open_search(_tuner_class(), job, hp, kt.Objective(monitor, direction=mode), work,
-                         _fingerprint(model_name, train, tune, seed, files))
-    try:
-        tuner.search()
-    except kt.errors.FatalError as e:
-        raise SpecimenError(str(e)) from None
-    except RuntimeError as e:  # too many failed trials in a row: KerasTuner's message, then the last error
-        failed = [t for t in tuner.oracle.trials.values() if t.message]
-        last = failed[-1].message.strip().splitlines()[-1] if failed else ""
-        raise SpecimenError(f"{str(e).splitlines()[0]} {last}".strip()) from None
-
-    trials = trials_frame(tuner, monitor)
-    done = trials[trials.status == "COMPLETED"]
-    if done.empty:
-        raise SpecimenError(f"tune {model_name}: no trial finished (see {work})")
-    best = done.loc[done[monitor].idxmin() if mode == "min" else done[monitor].idxmax()]
-    values = {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in VALUES if k in hp.values}
-    out_dir = Path(out_dir)
-    write_csv(out_dir / "trials.csv", trials)
-    figures.save(figures.trials(trials, model_name, monitor, mode), out_dir / "trials.png")
-    with atomic_file(out_dir / "best_params.yaml") as tmp:
-        tmp.write_text(_best_text(model_name, values, best, len(done), monitor, mode))
-    shutil.rmtree(work)
-    return {"trials": trials, "monitor": monitor, "best": best.to_dict()}
 
 
 def trials_frame(tuner, monitor: str) -> pd.DataFrame:
