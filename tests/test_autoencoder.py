@@ -56,7 +56,7 @@ def test_outputs_and_a_denoiser_that_helps(made):
     assert metrics["noisy_mse"] == pytest.approx(AE["noise"] ** 2, rel=0.1)  # the noise it was given ...
     assert 0 < metrics["reconstruction_mse"] < metrics["noisy_mse"]  # ... and less of it after denoising
     assert np.isfinite([metrics[k] for k in ("reconstruction_mse", "clean_reconstruction_mse", "final_loss")]).all()
-    assert metrics["generated_images"] == AE["generated"] and 0 <= metrics["generated_accuracy"] <= 1
+    assert metrics["generated_images"] == AE["generated"]  # its accuracy: see below
 
 
 def test_reconstructions_png_shows_noisy_reconstruction_original(made):

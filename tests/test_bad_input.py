@@ -303,9 +303,8 @@ def _exif_rotated() -> bytes:
 
 def _left_red_right_black(pixels, box):
     """The WIDE picture, upright and unmirrored: 2:1, padded above and below, red left, black right."""
-    assert box == (4, 0, 12, 16), box
     left, right = pixels[4:12, 1:7].reshape(-1, 3).mean(0), pixels[4:12, 9:15].reshape(-1, 3).mean(0)
-    assert np.abs(left - (200, 50, 50)).max() < 20 and right.max() < 20, (left, right)
+    return box == (4, 0, 12, 16) and np.abs(left - (200, 50, 50)).max() < 20 and right.max() < 20
 
 
 FAULTS = {  # id: (file in class a/ or b/, its bytes, ("kept", check) or (stage, reason pattern))
@@ -364,7 +363,7 @@ def test_an_image_fault_is_kept_and_decoded_right_or_rejected_with_its_reason(fa
         row = index.loc[rel]
         pixels = np.load(faults.data / "processed/shards" / row.shard)[int(row.offset)]
         box = tuple(int(row[k]) for k in ("y0", "x0", "y1", "x1"))
-        assert expect(pixels, box) is not False, (box, pixels[..., 0])
+        assert bool(expect(pixels, box)) is True, (box, pixels[..., 0])  # numpy's False_ is not False
         assert rel not in rejects.index
     else:
         assert rel not in index.index

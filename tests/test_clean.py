@@ -13,6 +13,7 @@ from PIL import Image
 from specimen import SpecimenError
 from specimen.clean.clean import clean
 from specimen.clean.neighbours import nearest
+from specimen.clean.duplicates import DUPLICATE_REASONS
 from specimen.clean.outliers import outlier_scores, outliers
 from specimen.clean.embed import embed
 from specimen.data.extract import extract
@@ -20,6 +21,7 @@ from specimen.data.ingest import ingest
 from specimen.data.preprocess import preprocess
 
 from .conftest import set_dotted
+from .test_figures import png_title
 from .test_stages import raw_from_folder, save
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,9 +95,10 @@ def test_every_fault_is_removed_with_its_reason_and_twin(dirty, tmp_path):
     }
     for image_id, (reason, twin) in expect.items():
         assert (removed.loc[image_id, "reason"], removed.loc[image_id, "twin"]) == (reason, twin), image_id
-    # anything else is an outlier by the IQR rule, which always cuts the tail: a few at most
+    # anything else is an outlier by the IQR rule, which always cuts the tail: a few of the images at most
+    tmp, n_images = dirty
     others = removed.drop(index=list(expect))
-    assert set(others.reason) <= {"outlier"} and len(others) <= 0.05 * len(removed.index.union(expect)) + 2, others
+    assert set(others.reason) <= {"outlier"} and len(others) <= 0.05 * n_images, (n_images, others)
     assert removed.loc["train/pen/pen_03_small.png", "detail"].startswith("phash")
 
 
@@ -122,8 +125,37 @@ def test_every_image_is_accounted_for_in_the_outputs(dirty, tmp_path):
     assert scores.set_index("id").reason["train/pen/pen_00_copy.png"] == "duplicate"
     # pictures for people: one gallery per reason, and the class counts
     assert sorted(p.stem for p in (out / "gallery").iterdir()) == sorted(summary["removed_by_reason"])
-    for png in [*(out / "gallery").iterdir(), out / "class_counts.png"]:
-        assert Image.open(png).size[0] > 300
+    for reason, rows in removed.groupby("reason"):
+        shown = gallery_entries(out / f"gallery/{reason}.png", tmp / "processed")
+        rows = rows.reset_index().sort_values(["score", "id"], ascending=[False, True])  # highest score first
+        assert [image_id for image_id, _ in shown] == rows.id.tolist()
+        assert [twin for _, twin in shown] == (rows.twin.tolist() if reason in DUPLICATE_REASONS else [""] * len(rows))
+    assert png_title(out / "class_counts.png") == " | ".join(
+        f"{split}: {c['before']} -> {c['after']} images" for split, c in summary["per_split"].items())
+
+
+def gallery_entries(png, processed) -> list[tuple[str, str]]:
+    """(id, twin) per image a gallery lists, each checked to be drawn in it, a copy's twin to its right."""
+
+    with Image.open(png) as im:
+        sheet, listed = np.asarray(im.convert("RGB")), im.text["Description"].split("\n")
+    index = pd.read_csv(processed / "index.csv").set_index("id")
+    entries = [(line.split(" beside ") + [""])[:2] for line in listed]
+
+    def drawn_at(image_id):  # where the image appears, enlarged whole-factor as the sheet draws it
+        row = index.loc[image_id]
+        img = np.load(processed / "shards" / row.shard, mmap_mode="r")[int(row.offset)]
+        scale = max(1, 144 // max(img.shape[:2]))
+        tile = np.repeat(np.repeat(np.repeat(img, 3 // img.shape[2], axis=2), scale, 0), scale, 1)
+        found = cv2.matchTemplate(sheet, np.ascontiguousarray(tile), cv2.TM_SQDIFF)  # float32, through a DFT
+        return {(int(y), int(x)) for y, x in zip(*np.nonzero(found <= tile.size))}  # at most 1 squared per value
+
+    for image_id, twin in entries:
+        at = drawn_at(image_id)
+        assert at, f"{image_id} is listed in {png.name} but not drawn"
+        if twin:
+            assert any(ty == y and tx > x for y, x in at for ty, tx in drawn_at(twin)), (image_id, twin)
+    return [tuple(e) for e in entries]
 
 
 def test_quality_actions_remove_flag_or_ignore(dirty, tmp_path):
@@ -156,17 +188,20 @@ def cloud(rng, centre, n, dims=16):
 
 
 def test_knn_is_cleanlabs_rule():
+    from cleanlab.outlier import OutOfDistribution
+    from scipy.stats import iqr
+
     rng = np.random.default_rng(0)
     x = np.abs(np.vstack([cloud(rng, 1.0, 80), [np.r_[np.ones(8) * 3, np.zeros(8)]]]))
     score, flags = outliers(x, {"method": "knn", "k": 5, "iqr_factor": 1.7}, seed=0)
-    # brute force: mean cosine distance to the 5 nearest others
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    dist = 1 - unit @ unit.T
-    np.fill_diagonal(dist, np.inf)
-    expected = np.sort(dist, axis=1)[:, :5].mean(axis=1)
-    np.testing.assert_allclose(score, expected, atol=1e-6)
-    q1, q3 = np.percentile(expected, [25, 75])
-    np.testing.assert_array_equal(flags, expected > q3 + 1.7 * (q3 - q1))
+    # cleanlab's own score is exp(-d / scale) of d, the mean cosine distance to the k nearest others
+    ood = OutOfDistribution(params={"k": 5})
+    theirs = ood.fit_score(features=x)
+    assert np.argmax(score) == np.argmin(theirs) == len(x) - 1
+    np.testing.assert_allclose(score, -np.log(theirs) * ood.params["scaling_factor"], rtol=1e-5, atol=1e-9)
+    # Datalab's outlier rule on those distances: above Q3 + (1 / threshold - 1) * IQR, threshold 1 / 2.7 here
+    d, threshold = -np.log(theirs) * ood.params["scaling_factor"], 1 / 2.7
+    np.testing.assert_array_equal(flags, d > np.percentile(d, 75) + (1 / threshold - 1) * iqr(d))
     assert flags[-1]
 
 

@@ -347,8 +347,14 @@ def test_preset_validates_and_ingests_its_replica_through_the_cli(tmp_path, name
     assert p["dataset"]["source"].startswith("kaggle:") and p["train"]["models"] == ["small_cnn"]
     PRESETS[name](tmp_path)
     assert cli.main(["ingest", "--params", str(preset), str(tmp_path / "extracted"), str(tmp_path / "out")]) == 0
-    assert "rejected" in capsys.readouterr().out
+    out = capsys.readouterr().out
     m = pd.read_csv(tmp_path / "out/manifest.csv", dtype=str, keep_default_na=False)
     ok = m[m.status == "ok"]
+    # the summary a user reads counts the manifest's rows; a labels file is not called rejected
+    counts = m.status.value_counts()
+    summary = re.search(r"(\d+) files: (\d+) images in (\d+) classes, (\d+) rejected(?:, (\d+) labels files?)?", out)
+    assert summary, out
+    assert [int(g or 0) for g in summary.groups()] == [len(m), len(ok), ok.label.nunique(), counts.get("rejected", 0),
+                                                       counts.get("labels", 0)]
     assert len(ok) > 0 and set(ok.split) == {"train", "valid", "test"}
     assert (m.status == "labels").any() == bool(p["dataset"]["labels_file"] or any(p["dataset"]["columns"].values()))

@@ -9,7 +9,7 @@ from PIL import Image
 from specimen.clean.balance import balance
 from specimen.clean.clean import clean
 from specimen.clean.embed import embed
-from specimen.report.evaluate import evaluate
+from specimen.report.evaluate import calibration, evaluate
 from specimen.train.models import augmentation, build
 from specimen.data.preprocess import preprocess
 from specimen.train.train import train
@@ -75,7 +75,6 @@ def test_evaluate_reports_match_the_test_split(trained):
     assert json.loads((out / "metrics.json").read_text()) == metrics
     # two classes: top-2 is 1 by definition and not reported, nor top-5
     assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "test_images"}
-    assert 0 <= metrics["accuracy"] <= 1
     report = json.loads((out / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == n_test
     table = pd.read_csv(out / "classification_report.csv")
@@ -83,6 +82,15 @@ def test_evaluate_reports_match_the_test_split(trained):
     assert table.set_index("class").loc["disc", "f1-score"] == pytest.approx(report["disc"]["f1-score"])
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == n_test and (predictions.label == predictions.predicted).mean() == pytest.approx(metrics["accuracy"])
+    # the predictions are the model's own on the test images, read here straight from the shards
+    import keras
+
+    model = keras.saving.load_model(tmp / "models/small_cnn/model.keras", safe_mode=True)
+    test_rows = pd.read_csv(tmp / "clean/index.csv").set_index("id").loc[predictions.id]
+    pixels = np.stack([np.load(tmp / "processed/shards" / r.shard)[int(r.offset)] for r in test_rows.itertuples()])
+    probs = model.predict(pixels, verbose=0)
+    assert [["disc", "square"][i] for i in probs.argmax(1)] == predictions.predicted.tolist()
+    assert np.allclose(probs.max(1), predictions.confidence, atol=1e-5)
     # the confusion matrix sums to the test count, its rows are the true labels and its diagonal the hits
     matrix = pd.read_csv(out / "confusion_matrix.csv").set_index("true")
     assert matrix.to_numpy().sum() == n_test and list(matrix.columns) == list(matrix.index) == ["disc", "square"]
@@ -91,15 +99,41 @@ def test_evaluate_reports_match_the_test_split(trained):
     # the calibration bins hold every test image, and the error is their weighted gap
     bins = pd.read_csv(out / "calibration.csv")
     assert bins["count"].sum() == n_test and len(bins) == 10
-    filled = bins[bins["count"] > 0]
-    ece = ((filled.confidence - filled.accuracy).abs() * filled["count"]).sum() / n_test
-    assert metrics["expected_calibration_error"] == pytest.approx(ece, abs=1e-5)
+    assert metrics["expected_calibration_error"] == pytest.approx(
+        reference_ece(predictions.label == predictions.predicted, predictions.confidence, 10), abs=1e-5)
     assert pd.read_csv(tmp / "curves/small_cnn.csv").equals(pd.read_csv(tmp / "models/small_cnn/history.csv"))
     for png in ("confusion_matrix.png", "confusion_matrix_normalized.png", "f1_per_class.png", "curves.png",
                 "mistakes.png", "predictions.png", "calibration.png"):
         with Image.open(out / png) as im:
             assert im.width > 300 and im.height > 200, png
             assert len(np.unique(np.asarray(im.convert("L")))) > 20, f"{png} is blank"
+
+
+def reference_ece(correct, confidence, bins):
+    """The expected calibration error from scikit-learn's reliability curve, bins counted by pandas."""
+    from sklearn.calibration import calibration_curve
+
+    accuracy, mean_confidence = calibration_curve(np.asarray(correct), np.asarray(confidence), n_bins=bins)
+    counts = np.bincount(pd.cut(np.asarray(confidence), np.linspace(0, 1, bins + 1), include_lowest=True).codes,
+                         minlength=bins)
+    counts = counts[counts > 0]
+    return float((np.abs(accuracy - mean_confidence) * counts).sum() / counts.sum())
+
+
+def test_calibration_bins_and_error_agree_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(4, 0.4), size=500)
+    probs[:20] = [0.7, 0.1, 0.1, 0.1]  # a confidence on a bin edge goes to the lower bin, as in scikit-learn
+    y = np.where(rng.random(500) < 0.6, probs.argmax(1), rng.integers(0, 4, 500))
+    table, ece = calibration(y, probs, 10)
+    from sklearn.calibration import calibration_curve
+
+    correct, confidence = probs.argmax(1) == y, probs.max(1)
+    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=10)
+    filled = table[table["count"] > 0]
+    assert np.allclose(filled.accuracy, accuracy) and np.allclose(filled.confidence, mean_confidence)
+    assert table["count"].sum() == 500 and table.loc[6, "count"] >= 20  # bin 7 is (0.6, 0.7]
+    assert ece == pytest.approx(reference_ece(correct, confidence, 10), abs=1e-12)
 
 
 def test_oversampled_rows_reach_the_model_transformed(trained):
@@ -116,7 +150,21 @@ def test_oversampled_rows_reach_the_model_transformed(trained):
 
 
 def test_model_has_augmentation_layers_inside(trained):
-    layers = augmentation({"flip": "horizontal", "rotation": 15, "translate": 0.1, "zoom": 0.2}, seed=0).layers
-    assert [type(l).__name__ for l in layers] == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
-    model = build("small_cnn", (24, 24, 3), 3, {"augment": {"flip": "none", "rotation": 0}}, 0)
-    assert "augmentation" not in [l.name for l in model.layers]
+    import keras
+
+    augment = {"flip": "horizontal", "rotation": 15, "translate": 0.1, "zoom": 0.2}
+    kinds = ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
+    assert [type(l).__name__ for l in augmentation(augment, seed=0).layers] == kinds
+    model = build("small_cnn", (24, 24, 3), 3, {"augment": augment}, 0)
+    inside = model.get_layer("augmentation")
+    assert [type(l).__name__ for l in inside.layers] == kinds
+    # it moves pixels while training and leaves them be at inference
+    x = np.random.default_rng(0).integers(0, 256, (4, 24, 24, 3)).astype("float32")
+    assert np.array_equal(keras.ops.convert_to_numpy(inside(x, training=False)), x)
+    assert not np.allclose(keras.ops.convert_to_numpy(inside(x, training=True)), x)
+    # the model trained above (rotation and contrast in TRAIN) was saved with its augmentation inside
+    tmp, _ = trained
+    saved = keras.saving.load_model(tmp / "models/small_cnn/model.keras", safe_mode=True)
+    assert [type(l).__name__ for l in saved.get_layer("augmentation").layers] == ["RandomRotation", "RandomContrast"]
+    plain = build("small_cnn", (24, 24, 3), 3, {"augment": {"flip": "none", "rotation": 0}}, 0)
+    assert "augmentation" not in [l.name for l in plain.layers]

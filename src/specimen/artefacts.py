@@ -96,12 +96,6 @@ def write_csv(path: str | Path, frame) -> None:
         frame.to_csv(tmp, **CSV_OPTIONS)
 
 
-def save_figure(fig, path: str | Path) -> None:
-    """A matplotlib figure as a PNG artefact, atomically."""
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-
-
 def zip_entry(name: str) -> zipfile.ZipInfo:
     """A zip entry that depends on nothing but its name: fixed time, permissions and system."""
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)

@@ -100,8 +100,9 @@ def ingest(p, args):
     d = p["dataset"]
     m = ingest(args.extracted, args.out, d["split"], p["seed"], labels_file=d["labels_file"], columns=d["columns"],
                merge_train_valid=d["merge_train_valid"], max_pixels=p["image"]["max_pixels"])
-    ok = m[m.status == "ok"]
-    return f"{len(m)} files: {len(ok)} images in {ok.label.nunique()} classes, {len(m) - len(ok)} rejected"
+    ok, labels = m[m.status == "ok"], int((m.status == "labels").sum())
+    return (f"{len(m)} files: {len(ok)} images in {ok.label.nunique()} classes, {(m.status == 'rejected').sum()} rejected"
+            + (f", {labels} labels file{'s' * (labels > 1)}" if labels else ""))
 
 
 @stage("preprocess", "decode, EXIF-rotate, resize + pad to image.size; shards + index in data/processed/",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from specimen.artefacts import save_figure
+from specimen.artefacts import atomic_file
 
 ANNOTATE_UP_TO = 30  # classes: above this, the matrix cells carry colour only
 
@@ -31,8 +31,15 @@ def plt():
 
 
 def save(fig, path: Path) -> None:
-    save_figure(fig, path)
+    """The figure as a PNG artefact, atomically, its title (what it shows) in the PNG's Title field."""
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png", metadata={"Title": title(fig)})
     plt().close(fig)
+
+
+def title(fig) -> str:
+    """The figure's own title, else its panels' titles joined by " | "."""
+    return fig.get_suptitle() or " | ".join(t for ax in fig.axes if (t := ax.get_title()))
 
 
 def _side(n: int) -> tuple[float, float]:
@@ -94,6 +101,7 @@ def curves(history: pd.DataFrame):
     """Accuracy and loss per epoch, train and valid, with a line where fine-tuning took over."""
     pyplot = plt()
     fig, axes = pyplot.subplots(1, 2, figsize=(10, 4))
+    fig.suptitle(f"Accuracy and loss per epoch, {len(history)} epochs")
     starts = history.epoch[history.phase.ne(history.phase.shift()) & (history.index > 0)] if "phase" in history else []
     for ax, metric in zip(axes, ("accuracy", "loss")):
         ax.plot(history.epoch, history[metric], marker="o", label="train")

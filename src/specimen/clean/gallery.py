@@ -19,6 +19,7 @@ def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed:
     captioned with id, split and score. A contact sheet drawn with Pillow: matplotlib spent
     hundreds of MiB resampling a sheet of 40 tiles."""
     from PIL import Image, ImageDraw, ImageFont
+    from PIL.PngImagePlugin import PngInfo
 
     font = ImageFont.load_default(size=11)
     title_font = ImageFont.load_default(size=16)
@@ -39,15 +40,20 @@ def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed:
         sheet = Image.new("RGB", (cols * cell_w + 10, top + n_rows * cell_h + 10), "white")
         draw = ImageDraw.Draw(sheet)
         more = f" (the {GALLERY_MAX} highest scores)" if total > GALLERY_MAX else ""
-        draw.text((10, 8), f"{reason}: {total} removed{more}", fill="black", font=title_font)
+        title = f"{reason}: {total} removed{more}"
+        draw.text((10, 8), title, fill="black", font=title_font)
         for i, group in enumerate(tiles):
             for j, tile in enumerate(group):
                 x = 10 + ((i % per_row) * len(group) + j) * cell_w
                 y = top + (i // per_row) * cell_h
                 draw.multiline_text((x, y), shown[i][j][1], fill="black", font=font, spacing=2)
                 sheet.paste(Image.fromarray(tile), (x, y + caption))
+        # what it shows, readable without looking: the title, and a line per image in the sheet's order
+        text = PngInfo()
+        text.add_text("Title", title)
+        text.add_text("Description", "\n".join(r.id + (f" beside {r.twin}" if pairs else "") for r in rows.itertuples()))
         with atomic_file(folder / f"{reason}.png") as tmp:
-            sheet.save(tmp, format="PNG")
+            sheet.save(tmp, format="PNG", pnginfo=text)
 
 
 def _tile(shards: Shards, row: pd.Series, side: int = 144) -> np.ndarray:
