@@ -22,14 +22,22 @@ include: "workflow/rules/tools.smk"  # search (results/search/<target>.csv per s
 # something it builds needs it: `snakemake results/all` brings back what results/all needs, while
 # this rule asks for each artefact by name, so a figure or table you deleted comes back too.
 rule all:
+    default_target: True
     input:
         "results/all",
         SEARCHES,  # results/search/<target>.csv for each of search.targets (none by default)
-        rules.download.output, rules.extract.output, rules.ingest.output, rules.preprocess.output,
-        rules.embed.output, rules.clean.output, rules.balance.output, rules.baselines.output,
-        expand(rules.train.output, model=MODELS), expand(rules.evaluate.output, model=MODELS),
-        expand(rules.explain.output, model=MODELS), rules.report.output,
-    default_target: True
+        rules.download.output,
+        rules.extract.output,
+        rules.ingest.output,
+        rules.preprocess.output,
+        rules.embed.output,
+        rules.clean.output,
+        rules.balance.output,
+        rules.baselines.output,
+        expand(rules.train.output, model=MODELS),
+        expand(rules.evaluate.output, model=MODELS),
+        expand(rules.explain.output, model=MODELS),
+        rules.report.output,
 
 
 onstart:

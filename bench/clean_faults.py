@@ -13,6 +13,7 @@ found when removed with the right reason beside the right twin, and any other pa
 Goals: foreign, blank and noise recall >= 0.95 at precision >= 0.9; every exact copy, near copy
 and cross-split leak found with no false pair.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.cleaning import demo_through_clean  # noqa: E402  (the same runner the tests use)
 
-BASELINE = {"clean.quality.low_information.action": "off", "clean.quality.dark.action": "off",
-            "clean.quality.light.action": "off", "clean.quality.blurry.action": "off",
-            "clean.quality.odd_aspect_ratio.action": "off", "clean.duplicates.phash_bits": None,
-            "clean.outliers.method": "isolation_forest", "clean.outliers.contamination": 0.02}
+BASELINE = {
+    "clean.quality.low_information.action": "off",
+    "clean.quality.dark.action": "off",
+    "clean.quality.light.action": "off",
+    "clean.quality.blurry.action": "off",
+    "clean.quality.odd_aspect_ratio.action": "off",
+    "clean.duplicates.phash_bits": None,
+    "clean.outliers.method": "isolation_forest",
+    "clean.outliers.contamination": 0.02,
+}
 
 
 def main() -> None:
@@ -36,7 +43,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
     args = ap.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="specimen-clean-bench-"))
-    print(f"{'seed':>4} {'run':<9} {'kind':<22} {'planted':>7} {'found':>5} {'false':>5} {'recall':>7} {'precision':>9}")
+    print(
+        f"{'seed':>4} {'run':<9} {'kind':<22} {'planted':>7} {'found':>5} {'false':>5} {'recall':>7} {'precision':>9}"
+    )
     totals: dict[tuple[str, str], list[int]] = {}
     try:
         for seed in args.seeds:
@@ -45,8 +54,10 @@ def main() -> None:
             for name, changes, start in runs:
                 scores = demo_through_clean(work, seed, changes, start=start)
                 for kind, s in scores.items():
-                    print(f"{seed:>4} {name:<9} {kind:<22} {s['planted']:>7} {s['found']:>5} {s['false']:>5} "
-                          f"{s['recall']:>7.3f} {s['precision']:>9.3f}")
+                    print(
+                        f"{seed:>4} {name:<9} {kind:<22} {s['planted']:>7} {s['found']:>5} {s['false']:>5} "
+                        f"{s['recall']:>7.3f} {s['precision']:>9.3f}"
+                    )
                     t = totals.setdefault((name, kind), [0, 0])
                     t[0] += s["planted"]
                     t[1] += s["found"]
@@ -55,8 +66,10 @@ def main() -> None:
             for (name, kind), (planted, found) in totals.items():
                 if name == "specimen":
                     other = totals[("baseline", kind)]
-                    print(f"  {kind:<22} {found}/{planted} = {found / planted:.3f}   baseline "
-                          f"{other[1]}/{other[0]} = {other[1] / other[0]:.3f}")
+                    print(
+                        f"  {kind:<22} {found}/{planted} = {found / planted:.3f}   baseline "
+                        f"{other[1]}/{other[0]} = {other[1] / other[0]:.3f}"
+                    )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -32,6 +32,7 @@ bounded memory means that only O(N) inputs and per-image outputs grow with N (no
 so the added RSS should grow far less than N. Figures are ratios within one run; nothing is
 asserted on time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,6 +65,7 @@ OUTLIERS = 0.002  # fraction of feature vectors drawn far from every class
 # ----------------------------------------------------------------------------------------------
 # Synthetic data
 # ----------------------------------------------------------------------------------------------
+
 
 def _images(rng, count: int, side: int) -> np.ndarray:
     """`count` varied RGB images: a gradient, three discs or boxes of random colours, noise."""
@@ -119,9 +121,9 @@ def make_dataset(root: Path, n: int, side: int, seed: int = 0) -> tuple[Path, Pa
         # faults, on disjoint images of this shard; copies copy an image of the same shard
         per = max(1, round(count * 0.002)) if count >= 2 * len(FAULTS) + 2 else 0
         pick = rng.permutation(count)
-        sources, pick = pick[:per * 2], pick[per * 2:]
+        sources, pick = pick[: per * 2], pick[per * 2 :]
         for k, fault in enumerate(FAULTS):
-            dst = pick[k * per:(k + 1) * per]
+            dst = pick[k * per : (k + 1) * per]
             planted[fault] += len(dst)
             if fault in ("exact", "near"):
                 src = sources[:per] if fault == "exact" else sources[per:]
@@ -145,12 +147,16 @@ def make_dataset(root: Path, n: int, side: int, seed: int = 0) -> tuple[Path, Pa
                 pix[dst] = np.clip(ramp + rng.uniform(0, 120, (len(dst), 1, 1, 3)), 0, 255).astype(np.uint8)
         # zero padding outside each image's box, as preprocess leaves it
         b = boxes[rows]
-        inside = ((yy >= b[:, 0, None, None]) & (yy < b[:, 2, None, None])
-                  & (xx >= b[:, 1, None, None]) & (xx < b[:, 3, None, None]))
+        inside = (
+            (yy >= b[:, 0, None, None])
+            & (yy < b[:, 2, None, None])
+            & (xx >= b[:, 1, None, None])
+            & (xx < b[:, 3, None, None])
+        )
         pix *= inside[..., None]
         far = rng.uniform(size=count) < OUTLIERS
         far[sources] = False
-        far[pick[:len(FAULTS) * per]] = False  # far features on clean images only
+        far[pick[: len(FAULTS) * per]] = False  # far features on clean images only
         vec[far] = rng.standard_normal((far.sum(), DIM), dtype=np.float32)
         planted["far features"] = planted.get("far features", 0) + int(far.sum())
         features[rows] = vec / np.linalg.norm(vec, axis=1, keepdims=True)
@@ -158,9 +164,22 @@ def make_dataset(root: Path, n: int, side: int, seed: int = 0) -> tuple[Path, Pa
         write_shard(shards / shard_name(start // SHARD), pix, list(range(count)))
     ids = [f"img{i:07d}" for i in range(n)]
     shard = [shard_name(i // SHARD) for i in range(n)]
-    index = pd.DataFrame({"id": ids, "label": [f"c{c:02d}" for c in labels], "split": splits, "sha256": sha,
-                          "width": width, "height": height, "shard": shard, "offset": np.arange(n) % SHARD,
-                          "y0": boxes[:, 0], "x0": boxes[:, 1], "y1": boxes[:, 2], "x1": boxes[:, 3]})
+    index = pd.DataFrame(
+        {
+            "id": ids,
+            "label": [f"c{c:02d}" for c in labels],
+            "split": splits,
+            "sha256": sha,
+            "width": width,
+            "height": height,
+            "shard": shard,
+            "offset": np.arange(n) % SHARD,
+            "y0": boxes[:, 0],
+            "x0": boxes[:, 1],
+            "y1": boxes[:, 2],
+            "x1": boxes[:, 3],
+        }
+    )
     index[INDEX_COLUMNS].to_csv(processed / "index.csv", index=False)
     feats = root / "features" / "clip.npz"
     feats.parent.mkdir()
@@ -203,7 +222,9 @@ def maxrss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MIB
 """
 
-BASELINE_CHILD = COMMON + r"""
+BASELINE_CHILD = (
+    COMMON
+    + r"""
 index = pd.read_csv(processed / "index.csv", keep_default_na=False)
 with np.load(features_path) as npz:
     ids, features = npz["ids"], npz["features"]
@@ -215,8 +236,11 @@ for rows, images in Shards(processed / "shards").batches(index, 256):
 pass_s = time.perf_counter() - start
 print(json.dumps({"rss": rss_inputs, "pass_s": pass_s, "rss_after_pass": maxrss(), "checksum": total}))
 """
+)
 
-CLEAN_CHILD = COMMON + r"""
+CLEAN_CHILD = (
+    COMMON
+    + r"""
 import functools
 C = specimen.clean.clean
 params = specimen.params.load(Path(sys.argv[5]))
@@ -277,11 +301,13 @@ if per_step_peak:
 print(json.dumps({"s": seconds, "rss": max(peak, maxrss()), "per_step_peak": per_step_peak, "steps": stats,
                   "removed": summary["removed_by_reason"], "flagged": summary["flagged_by_kind"]}))
 """
+)
 
 
 def child(code: str, args: list, env: dict) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "src"), *map(str, args)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "src"), *map(str, args)], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         sys.exit(f"child failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -301,44 +327,63 @@ def main(args) -> None:
             start = time.perf_counter()
             processed, feats, planted = make_dataset(root, n, args.side, args.seed)
             made = time.perf_counter() - start
-            print(f"N={n}: generated in {made:.1f} s; planted per kind: "
-                  + ", ".join(f"{k} {v}" for k, v in planted.items()), flush=True)
+            print(
+                f"N={n}: generated in {made:.1f} s; planted per kind: "
+                + ", ".join(f"{k} {v}" for k, v in planted.items()),
+                flush=True,
+            )
             baseline = child(BASELINE_CHILD, [processed, feats], env)
             run = child(CLEAN_CHILD, [processed, feats, root / "clean", args.params], env)
             results[n] = (baseline, run)
-            print(f"N={n}: clean {run['s']:.1f} s, peak RSS {run['rss']:.0f} MiB; removed "
-                  f"{json.dumps(run['removed'])}; flagged {json.dumps(run['flagged'])}", flush=True)
-            print(f"  baseline child: {baseline['rss']:.0f} MiB holding the inputs, "
-                  f"{baseline['rss_after_pass']:.0f} MiB after one pass through specimen.shards "
-                  f"({baseline['pass_s']:.2f} s; its memory maps stay resident)")
+            print(
+                f"N={n}: clean {run['s']:.1f} s, peak RSS {run['rss']:.0f} MiB; removed "
+                f"{json.dumps(run['removed'])}; flagged {json.dumps(run['flagged'])}",
+                flush=True,
+            )
+            print(
+                f"  baseline child: {baseline['rss']:.0f} MiB holding the inputs, "
+                f"{baseline['rss_after_pass']:.0f} MiB after one pass through specimen.shards "
+                f"({baseline['pass_s']:.2f} s; its memory maps stay resident)"
+            )
             print(f"  {'step':<18}{'calls':>6}{'time s':>9}{'share':>7}{'RSS at entry':>14}{'peak added MiB':>16}")
             for name, s in sorted(run["steps"].items(), key=lambda kv: -kv[1]["s"]):
                 added = f"{s['added']:.1f}" if run["per_step_peak"] else "n/a"
                 extra = f"  ({s['pairs']} pairs)" if "pairs" in s else ""
-                print(f"  {name:<18}{s['calls']:>6}{s['s']:>9.2f}{s['s'] / run['s']:>7.0%}{s['entry']:>14.0f}"
-                      f"{added:>16}{extra}")
+                print(
+                    f"  {name:<18}{s['calls']:>6}{s['s']:>9.2f}{s['s'] / run['s']:>7.0%}{s['entry']:>14.0f}"
+                    f"{added:>16}{extra}"
+                )
             if not args.keep:
                 shutil.rmtree(root)
     print()
-    print(f"clean stage, params.yaml defaults, {args.side}x{args.side} RGB images, {DIM}-d float32 features; "
-          f"plain pass = every image read once through specimen.shards")
-    head = (f"{'N':>8}{'features MiB':>14}{'time s':>9}{'images/s':>10}{'pass s':>8}{'time/pass':>11}"
-            f"{'peak RSS MiB':>14}{'baseline MiB':>14}{'above baseline':>16}")
+    print(
+        f"clean stage, params.yaml defaults, {args.side}x{args.side} RGB images, {DIM}-d float32 features; "
+        f"plain pass = every image read once through specimen.shards"
+    )
+    head = (
+        f"{'N':>8}{'features MiB':>14}{'time s':>9}{'images/s':>10}{'pass s':>8}{'time/pass':>11}"
+        f"{'peak RSS MiB':>14}{'baseline MiB':>14}{'above baseline':>16}"
+    )
     print(head)
     for n, (baseline, run) in results.items():
-        print(f"{n:>8}{n * DIM * 4 / 2**20:>14.1f}{run['s']:>9.1f}{n / run['s']:>10.0f}{baseline['pass_s']:>8.2f}"
-              f"{run['s'] / baseline['pass_s']:>11.0f}{run['rss']:>14.0f}{baseline['rss']:>14.0f}"
-              f"{run['rss'] - baseline['rss']:>16.0f}")
+        print(
+            f"{n:>8}{n * DIM * 4 / 2**20:>14.1f}{run['s']:>9.1f}{n / run['s']:>10.0f}{baseline['pass_s']:>8.2f}"
+            f"{run['s'] / baseline['pass_s']:>11.0f}{run['rss']:>14.0f}{baseline['rss']:>14.0f}"
+            f"{run['rss'] - baseline['rss']:>16.0f}"
+        )
     small, large = min(results), max(results)
     if large != small:
         above = {n: results[n][1]["rss"] - results[n][0]["rss"] for n in (small, large)}
-        print(f"ratio {large}/{small}: N x{large / small:.1f}; features array x{large / small:.1f} "
-              f"({small * DIM * 4 / 2**20:.1f} -> {large * DIM * 4 / 2**20:.1f} MiB); "
-              f"RSS above baseline x{above[large] / above[small]:.2f} "
-              f"({above[small]:.0f} -> {above[large]:.0f} MiB); "
-              f"time x{results[large][1]['s'] / results[small][1]['s']:.1f}")
-        print("an N x N float32 matrix would be "
-              f"{small * small * 4 / 2**20:,.0f} -> {large * large * 4 / 2**20:,.0f} MiB")
+        print(
+            f"ratio {large}/{small}: N x{large / small:.1f}; features array x{large / small:.1f} "
+            f"({small * DIM * 4 / 2**20:.1f} -> {large * DIM * 4 / 2**20:.1f} MiB); "
+            f"RSS above baseline x{above[large] / above[small]:.2f} "
+            f"({above[small]:.0f} -> {above[large]:.0f} MiB); "
+            f"time x{results[large][1]['s'] / results[small][1]['s']:.1f}"
+        )
+        print(
+            f"an N x N float32 matrix would be {small * small * 4 / 2**20:,.0f} -> {large * large * 4 / 2**20:,.0f} MiB"
+        )
 
 
 if __name__ == "__main__":
@@ -347,6 +392,7 @@ if __name__ == "__main__":
     ap.add_argument("--side", type=int, default=48, help="image side in pixels (params.yaml image.size: 48)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="params file (its clean: and seed)")
-    ap.add_argument("--keep", metavar="DIR",
-                    help="keep the synthetic data and clean's outputs in DIR/n<N>/ (replaced if there)")
+    ap.add_argument(
+        "--keep", metavar="DIR", help="keep the synthetic data and clean's outputs in DIR/n<N>/ (replaced if there)"
+    )
     main(ap.parse_args())

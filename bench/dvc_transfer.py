@@ -7,6 +7,7 @@ Builds N generated JPEGs, runs preprocess into data/processed of a fresh git + D
 cache, `dvc pull` back (checked byte-identical). Baseline, measured in the same run: `cp -r` of
 the same folder, so the ratios say what DVC adds over copying the bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,21 @@ def main() -> None:
         manifest = make_dataset(tmp / "source", args.images, args.side)
         project = tmp / "project"
         project.mkdir()
-        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                    ["dvc", "remote", "add", "-d", "shared", str(tmp / "remote")]):
+        for cmd in (
+            ["git", "init", "-q"],
+            ["dvc", "init", "-q"],
+            ["dvc", "config", "core.analytics", "false"],
+            ["dvc", "remote", "add", "-d", "shared", str(tmp / "remote")],
+        ):
             sh(cmd, project)
         start = time.perf_counter()
-        preprocess(manifest, tmp / "source", project / "data/processed",
-                   {"size": [args.target, args.target], "resize": "pad", "color": "rgb", "max_pixels": None}, 1024)
+        preprocess(
+            manifest,
+            tmp / "source",
+            project / "data/processed",
+            {"size": [args.target, args.target], "resize": "pad", "color": "rgb", "max_pixels": None},
+            1024,
+        )
         t_pre = time.perf_counter() - start
         files = [p for p in (project / "data/processed").rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
@@ -58,8 +68,10 @@ def main() -> None:
         shutil.rmtree(project / ".dvc/cache")
         t_pull = sh(["dvc", "pull", "-q"], project)
         same = not filecmp.dircmp(tmp / "original", project / "data/processed").diff_files
-    print(f"{args.images} images {args.target}x{args.target}: data/processed has {len(files)} files, {size / 2**20:.0f} MiB "
-          f"(preprocess {t_pre:.1f} s, dvc add {t_add:.1f} s)")
+    print(
+        f"{args.images} images {args.target}x{args.target}: data/processed has {len(files)} files, {size / 2**20:.0f} MiB "
+        f"(preprocess {t_pre:.1f} s, dvc add {t_add:.1f} s)"
+    )
     print(f"  cp -r (baseline)  {t_cp:6.2f} s")
     print(f"  dvc push          {t_push:6.2f} s   ratio to cp {t_push / t_cp:5.1f}")
     print(f"  dvc pull          {t_pull:6.2f} s   ratio to cp {t_pull / t_cp:5.1f}   identical after pull: {same}")

@@ -13,6 +13,7 @@ alternate between the two (the
 first of each is dropped: tracing); each rate is from its fastest round, medians beside. Prints
 images/s of both and their ratio (goal >= 0.9: embed is bound by the network, not by its input).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ from input_pipeline import make_shards  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--extractor", default="mobilenetv2", help="a keras.applications extractor of embed (random weights)")
+    ap.add_argument(
+        "--extractor", default="mobilenetv2", help="a keras.applications extractor of embed (random weights)"
+    )
     ap.add_argument("--side", type=int, default=96)
     ap.add_argument("--images", type=int, default=2048)
     ap.add_argument("--batch", type=int, default=64, help="embed.batch_size")
@@ -46,8 +49,9 @@ def main() -> None:
 
     features, dim = network(args.extractor, (args.side, args.side), weights="none")
     module, constructor = BACKBONES[args.extractor]
-    model = getattr(keras.applications, constructor)(include_top=False, pooling="avg", weights=None,
-                                                     input_shape=(args.side, args.side, 3))
+    model = getattr(keras.applications, constructor)(
+        include_top=False, pooling="avg", weights=None, input_shape=(args.side, args.side, 3)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         index = make_shards(Path(tmp), args.images, args.side)
         shards = Shards(Path(tmp) / "shards")
@@ -77,15 +81,21 @@ def main() -> None:
     import tensorflow as tf
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    print(f"embed {args.extractor} at {args.side}x{args.side} ({dim} features), batch {args.batch}, "
-          f"{args.images} images, {device}")
+    print(
+        f"embed {args.extractor} at {args.side}x{args.side} ({dim} features), batch {args.batch}, "
+        f"{args.images} images, {device}"
+    )
     rate, median = {}, {}
     for feed in ("stage", "ceiling"):
         rate[feed], median[feed] = args.images / min(times[feed]), args.images / statistics.median(times[feed])
-        print(f"  {feed:8s}: {rate[feed]:8.1f} images/s  (median {median[feed]:.1f}; rounds "
-              f"{', '.join(f'{t:.2f}' for t in times[feed])} s)")
-    print(f"ratio stage/ceiling: {rate['stage'] / rate['ceiling']:.3f} (goal >= 0.9); "
-          f"of the medians: {median['stage'] / median['ceiling']:.3f}")
+        print(
+            f"  {feed:8s}: {rate[feed]:8.1f} images/s  (median {median[feed]:.1f}; rounds "
+            f"{', '.join(f'{t:.2f}' for t in times[feed])} s)"
+        )
+    print(
+        f"ratio stage/ceiling: {rate['stage'] / rate['ceiling']:.3f} (goal >= 0.9); "
+        f"of the medians: {median['stage'] / median['ceiling']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ take 5 to 10 s here), the medians are printed beside. Prints steps/s and images/
 ratio (goal >= 0.95), and the pipeline's own rate without a model (how far the input is from
 being the bottleneck).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,16 @@ def make_shards(folder: Path, n: int, side: int, shard_size: int = 1024) -> pd.D
         count = min(shard_size, n - start)
         pixels = rng.integers(0, 256, (count, side, side, 3), dtype=np.uint8)
         write_shard(folder / "shards" / shard_name(number), pixels, list(range(count)))
-        rows += [{"id": f"img{start + k:06d}", "shard": shard_name(number), "offset": k,
-                  "label": f"c{(start + k) % 10}", "split": "train"} for k in range(count)]
+        rows += [
+            {
+                "id": f"img{start + k:06d}",
+                "shard": shard_name(number),
+                "offset": k,
+                "label": f"c{(start + k) % 10}",
+                "split": "train",
+            }
+            for k in range(count)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -72,7 +81,9 @@ def main() -> None:
         rows = make_shards(Path(tmp), args.images, args.side)
         steps = args.images // args.batch
         real = dataset(rows, Path(tmp), classes, args.batch, shuffle=True, seed=0).repeat()
-        x = tf.constant(np.random.default_rng(1).integers(0, 256, (args.batch, args.side, args.side, 3), dtype=np.uint8))
+        x = tf.constant(
+            np.random.default_rng(1).integers(0, 256, (args.batch, args.side, args.side, 3), dtype=np.uint8)
+        )
         y = tf.constant(np.arange(args.batch) % 10, dtype=tf.int32)
         synthetic = tf.data.Dataset.from_tensors((x, y)).repeat()
 
@@ -82,12 +93,17 @@ def main() -> None:
         alone = seen / (time.perf_counter() - start)
 
         with distribution().scope():
-            model = build(args.model, (args.side, args.side, 3), 10,
-                          {"weights": "none", "augment": {"rotation": 10, "zoom": 0.1, "contrast": 0.1}}, 0)
+            model = build(
+                args.model,
+                (args.side, args.side, 3),
+                10,
+                {"weights": "none", "augment": {"rotation": 10, "zoom": 0.1, "contrast": 0.1}},
+                0,
+            )
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         times = {"real": [], "synthetic": []}
         feeds = (("real", real), ("synthetic", synthetic))
-        for feed, ds in feeds:
+        for _feed, ds in feeds:
             epoch_seconds(model, ds, steps)  # warm-up: tracing, caches
         for _ in range(args.epochs):
             for feed, ds in feeds:
@@ -98,12 +114,18 @@ def main() -> None:
     rate, median = {}, {}
     for feed in ("real", "synthetic"):
         rate[feed], median[feed] = steps / min(times[feed]), steps / statistics.median(times[feed])
-        print(f"  {feed:9s}: {rate[feed]:7.2f} steps/s  {rate[feed] * args.batch:8.1f} images/s"
-              f"  (median {median[feed]:.2f} steps/s; epochs {', '.join(f'{t:.2f}' for t in times[feed])} s)")
-    print(f"  pipeline alone: {alone:.1f} steps/s ({alone * args.batch:.0f} images/s), "
-          f"{alone / rate['synthetic']:.1f}x what the model consumes")
-    print(f"ratio real/synthetic: {rate['real'] / rate['synthetic']:.3f} (goal >= 0.95); "
-          f"of the medians: {median['real'] / median['synthetic']:.3f}")
+        print(
+            f"  {feed:9s}: {rate[feed]:7.2f} steps/s  {rate[feed] * args.batch:8.1f} images/s"
+            f"  (median {median[feed]:.2f} steps/s; epochs {', '.join(f'{t:.2f}' for t in times[feed])} s)"
+        )
+    print(
+        f"  pipeline alone: {alone:.1f} steps/s ({alone * args.batch:.0f} images/s), "
+        f"{alone / rate['synthetic']:.1f}x what the model consumes"
+    )
+    print(
+        f"ratio real/synthetic: {rate['real'] / rate['synthetic']:.3f} (goal >= 0.95); "
+        f"of the medians: {median['real'] / median['synthetic']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ check's own cost):
   database skips unchanged files).
 - the same two after one file of the folder changed (both must then plan download).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def use_source(project: Path, source: str) -> None:
     import yaml
 
     path = project / "params.yaml"
-    path.write_text(yaml.safe_dump(set_dotted(yaml.safe_load(path.read_text()), {"dataset.source": source}),
-                                   sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(set_dotted(yaml.safe_load(path.read_text()), {"dataset.source": source}), sort_keys=False)
+    )
     subprocess.run(["snakemake", "--cores", "1", "data/raw"], cwd=project, check=True, capture_output=True)
 
 
@@ -81,11 +83,13 @@ def main() -> None:
 
     print(f"local: folder of {args.files:,} files; medians of 3 runs unless said (2 cores)\n")
     print(f"{'check':<44}{'demo source':>12}{'local folder':>14}{'extra':>9}{'ratio':>7}")
-    rows = [("snakemake -n results/all, digest cache cold", demo_smk, cold_smk),
-            ("snakemake -n results/all, warm", demo_smk, warm_smk),
-            ("snakemake -n results/all, one file changed", demo_smk, changed_smk),
-            ("dvc status download, warm", demo_dvc, warm_dvc),
-            ("dvc status download, one file changed", demo_dvc, changed_dvc)]
+    rows = [
+        ("snakemake -n results/all, digest cache cold", demo_smk, cold_smk),
+        ("snakemake -n results/all, warm", demo_smk, warm_smk),
+        ("snakemake -n results/all, one file changed", demo_smk, changed_smk),
+        ("dvc status download, warm", demo_dvc, warm_dvc),
+        ("dvc status download, one file changed", demo_dvc, changed_dvc),
+    ]
     for label, before, after in rows:
         print(f"{label:<44}{before:>10.2f} s{after:>12.2f} s{after - before:>7.2f} s{after / before:>7.2f}")
     if not args.keep:

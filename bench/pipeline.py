@@ -7,6 +7,7 @@ wall time and peak memory (from Snakemake's own `benchmark:` files); then times 
 and `dvc status` on the up-to-date project against each tool's bare start-up (`--version`),
 measured in the same run, so the ratio says what the check itself costs.
 """
+
 from __future__ import annotations
 
 import argparse

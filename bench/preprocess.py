@@ -14,6 +14,7 @@ Memory (--rss): peak RSS of the stage (main process and largest worker, each its
 each dataset size; the ratio largest/smallest says whether memory grows with the number of images
 (goal <= 1.2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ def photo(rng, side: int) -> Image.Image:
     """Smooth gradients, blobs and noise: compresses and decodes like a photo, not like flat art."""
     h, w = side * 3 // 4, side
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([(x / w) * rng.uniform(80, 200), (y / h) * rng.uniform(80, 200),
-                    np.full((h, w), rng.uniform(40, 160))], axis=2)
+    img = np.stack(
+        [(x / w) * rng.uniform(80, 200), (y / h) * rng.uniform(80, 200), np.full((h, w), rng.uniform(40, 160))], axis=2
+    )
     for _ in range(6):
         cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(side / 20, side / 5)
         img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
@@ -55,10 +57,23 @@ def make_dataset(root: Path, n: int, side: int) -> Path:
     for i in range(n):
         rel = f"set/c{i % 10}/{i:06d}.jpg"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        im = base[i % 50].rotate(180 * ((i // 50) % 2)).transpose(Image.Transpose.FLIP_LEFT_RIGHT if (i // 100) % 2 else Image.Transpose.FLIP_TOP_BOTTOM)
+        im = (
+            base[i % 50]
+            .rotate(180 * ((i // 50) % 2))
+            .transpose(Image.Transpose.FLIP_LEFT_RIGHT if (i // 100) % 2 else Image.Transpose.FLIP_TOP_BOTTOM)
+        )
         im.save(root / rel, quality=90)
-        rows.append({"id": rel[4:], "path": rel, "label": f"c{i % 10}", "split": "train", "sha256": str(i),
-                     "status": "ok", "reason": ""})
+        rows.append(
+            {
+                "id": rel[4:],
+                "path": rel,
+                "label": f"c{i % 10}",
+                "split": "train",
+                "sha256": str(i),
+                "status": "ok",
+                "reason": "",
+            }
+        )
     manifest = root / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
@@ -103,10 +118,15 @@ def throughput(args) -> None:
         with Pool(n_workers) as pool:
             t_floor = timed(lambda: pool.map(decode_reduced, [(p, args.target) for p in paths], chunksize=16))
     n = args.images
-    print(f"{n} JPEGs {args.side}x{args.side * 3 // 4} -> {args.target}x{args.target}, {n_workers} workers "
-          f"(generated in {t_gen:.0f} s)")
-    for label, t in (("naive Pillow loop, 1 process", t_naive), ("specimen preprocess", t_ours),
-                     ("floor: reduced-scale decode only", t_floor)):
+    print(
+        f"{n} JPEGs {args.side}x{args.side * 3 // 4} -> {args.target}x{args.target}, {n_workers} workers "
+        f"(generated in {t_gen:.0f} s)"
+    )
+    for label, t in (
+        ("naive Pillow loop, 1 process", t_naive),
+        ("specimen preprocess", t_ours),
+        ("floor: reduced-scale decode only", t_floor),
+    ):
         print(f"  {label:<34} {t:7.2f} s  {n / t:8.1f} images/s")
     print(f"  speed-up over naive: {t_naive / t_ours:.2f}x   time over floor: {t_ours / t_floor:.2f}x")
 
@@ -154,15 +174,30 @@ def memory(args) -> None:
             tmp = Path(tmp)
             make_dataset(tmp / "data", n, args.side)
             start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(tmp / "data"), str(tmp / "processed"),
-                                  str(args.target), str(Path(__file__).resolve().parents[1] / "src")],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    RSS_CHILD,
+                    str(tmp / "data"),
+                    str(tmp / "processed"),
+                    str(args.target),
+                    str(Path(__file__).resolve().parents[1] / "src"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             results[n] = json.loads(out.strip().splitlines()[-1])
-            print(f"{n:>7} images: peak RSS main {results[n]['main_mib']:.0f} MiB, largest worker "
-                  f"{results[n]['worker_mib']:.0f} MiB, {time.perf_counter() - start:.0f} s")
+            print(
+                f"{n:>7} images: peak RSS main {results[n]['main_mib']:.0f} MiB, largest worker "
+                f"{results[n]['worker_mib']:.0f} MiB, {time.perf_counter() - start:.0f} s"
+            )
     small, large = min(results), max(results)
-    print(f"ratio {large}/{small}: main {results[large]['main_mib'] / results[small]['main_mib']:.2f}, "
-          f"worker {results[large]['worker_mib'] / results[small]['worker_mib']:.2f}")
+    print(
+        f"ratio {large}/{small}: main {results[large]['main_mib'] / results[small]['main_mib']:.2f}, "
+        f"worker {results[large]['worker_mib'] / results[small]['worker_mib']:.2f}"
+    )
 
 
 if __name__ == "__main__":

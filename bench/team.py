@@ -18,6 +18,7 @@ Prints seconds and the ratios pull / recompute (goal <= 0.10). `--epochs` caps t
 (default 10, against params.yaml's 40 with early stopping): a shorter training makes recompute
 cheaper, so the ratio is on the conservative side.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,8 @@ from sklearn.datasets import load_digits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
-from tests.conftest import artefacts, make_project  # noqa: E402  (the same copy and listing the tests use)
-
 from specimen.data.demo.render import CLASSES, encode, render_digit  # noqa: E402
+from tests.conftest import artefacts, make_project  # noqa: E402  (the same copy and listing the tests use)
 
 
 def scaled_demo(path: Path, n: int, seed: int = 0) -> None:
@@ -79,11 +79,14 @@ def main() -> None:
 
     start = time.perf_counter()
     scaled_demo(base / "digits.zip", args.images)
-    print(f"{args.images} images rendered into digits.zip ({(base / 'digits.zip').stat().st_size / 2**20:.0f} MiB) "
-          f"in {time.perf_counter() - start:.0f} s")
+    print(
+        f"{args.images} images rendered into digits.zip ({(base / 'digits.zip').stat().st_size / 2**20:.0f} MiB) "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
 
-    origin = make_project(base / "origin", {"dataset.source": f"local:{base / 'digits.zip'}",
-                                            "train.epochs": args.epochs})
+    origin = make_project(
+        base / "origin", {"dataset.source": f"local:{base / 'digits.zip'}", "train.epochs": args.epochs}
+    )
     sh(["dvc", "remote", "add", "-d", "shared", str(base / "remote")], origin)
     t_make, _ = sh(["snakemake", "--cores", "2", "results/all"], origin)
     sh(["git", "add", "-A"], origin)
@@ -114,9 +117,15 @@ def main() -> None:
     print(f"artefacts: {len(files)} files, {size / 2**20:.0f} MiB (the outputs dvc.lock lists)")
     print(f"{'recompute: snakemake --cores 2 results/all':<48}{t_make:8.1f} s   (baseline)")
     print(f"{'dvc push to a folder remote':<48}{t_push:8.1f} s")
-    print(f"{'fresh clone: dvc pull':<48}{t_dvc_pull:8.1f} s   ratio to recompute {t_dvc_pull / t_make:.3f} (goal <= 0.10)")
-    print(f"{'fresh clone: specimen pull':<48}{t_pull:8.1f} s   ratio to recompute {t_pull / t_make:.3f} (goal <= 0.10)")
-    print(f"{'snakemake -n results/all (nothing to do)':<48}{t_dry:8.2f} s   (goal <= 3; snakemake --version {t_snake_v:.2f} s)")
+    print(
+        f"{'fresh clone: dvc pull':<48}{t_dvc_pull:8.1f} s   ratio to recompute {t_dvc_pull / t_make:.3f} (goal <= 0.10)"
+    )
+    print(
+        f"{'fresh clone: specimen pull':<48}{t_pull:8.1f} s   ratio to recompute {t_pull / t_make:.3f} (goal <= 0.10)"
+    )
+    print(
+        f"{'snakemake -n results/all (nothing to do)':<48}{t_dry:8.2f} s   (goal <= 3; snakemake --version {t_snake_v:.2f} s)"
+    )
     print(f"{'dvc status':<48}{t_status:8.2f} s   (goal <= 2; dvc --version {t_dvc_v:.2f} s)")
     print(f"{'dvc status dvc.yaml':<48}{t_status_main:8.2f} s")
     if not args.keep:

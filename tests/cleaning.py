@@ -1,6 +1,7 @@
 """The demo (any seed) through download -> ... -> clean with the real CLI, scored against its
 truth file. Shared by tests/test_clean_faults.py and bench/clean_faults.py; the scorer lives here,
 not in specimen.data.demo, because no stage runs it."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def demo_through_clean(work: Path, seed: int = 0, changes: dict | None = None, s
     params = write_params(work / "params.yaml", {"dataset.source": f"local:{zip_path}", **(changes or {})})
     names = [name for name, _ in STAGES]
     env = {**os.environ, "SPECIMEN_PARAMS": str(params)}
-    for name, args in STAGES[names.index(start):]:
+    for name, args in STAGES[names.index(start) :]:
         proc = subprocess.run(["specimen", name, *args], cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise AssertionError(f"specimen {name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -52,8 +53,12 @@ def demo_through_clean(work: Path, seed: int = 0, changes: dict | None = None, s
 
 # What clean should find, per planted kind: the reasons that count as finding it.
 ANOMALY_KINDS = ("foreign", "blank", "noise")
-COPY_KINDS = {"exact_duplicate": "duplicate", "cross_split_duplicate": "leak",
-              "near_duplicate": "near_duplicate", "near_duplicate_leak": "near_leak"}
+COPY_KINDS = {
+    "exact_duplicate": "duplicate",
+    "cross_split_duplicate": "leak",
+    "near_duplicate": "near_duplicate",
+    "near_duplicate_leak": "near_leak",
+}
 
 
 def score_cleaning(truth: dict, removed, kept_or_removed_ids) -> dict:
@@ -76,14 +81,23 @@ def score_cleaning(truth: dict, removed, kept_or_removed_ids) -> dict:
     for kind in ANOMALY_KINDS:
         planted = {p for p, r in files.items() if r["kind"] == kind and p in seen}
         found = planted & hits
-        result[kind] = {"planted": len(planted), "found": len(found), "false": len(hits - anomalous),
-                        "recall": len(found) / len(planted) if planted else 1.0, "precision": precision}
+        result[kind] = {
+            "planted": len(planted),
+            "found": len(found),
+            "false": len(hits - anomalous),
+            "recall": len(found) / len(planted) if planted else 1.0,
+            "precision": precision,
+        }
     for kind, reason in COPY_KINDS.items():
         planted = {(p, r["twin"]) for p, r in files.items() if r["kind"] == kind and p in seen and r["twin"] in seen}
         rows = removed[removed.reason == reason]
         detected = set(zip(rows.id, rows.twin))
         true_pairs = detected & planted
-        result[kind] = {"planted": len(planted), "found": len(true_pairs), "false": len(detected - planted),
-                        "recall": len(true_pairs) / len(planted) if planted else 1.0,
-                        "precision": len(true_pairs) / len(detected) if detected else 1.0}
+        result[kind] = {
+            "planted": len(planted),
+            "found": len(true_pairs),
+            "false": len(detected - planted),
+            "recall": len(true_pairs) / len(planted) if planted else 1.0,
+            "precision": len(true_pairs) / len(detected) if detected else 1.0,
+        }
     return result

@@ -1,4 +1,5 @@
 """Shared fixtures. Every cache and config a library might write goes under the test's temp folder."""
+
 import os
 import re
 import shutil
@@ -27,12 +28,22 @@ def pytest_xdist_auto_num_workers(config):
 def isolated_home(tmp_path_factory):
     """Keras, matplotlib, DVC, Snakemake and XDG caches in a temp folder; nothing in the real home."""
     home = tmp_path_factory.mktemp("home")
-    env = {"HOME": str(home), "KERAS_HOME": str(home / "keras"), "MPLCONFIGDIR": str(home / "mpl"),
-           "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
-           "DVC_NO_ANALYTICS": "1", "XDG_CACHE_HOME": str(home / "cache"), "XDG_CONFIG_HOME": str(home / "config"),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+    env = {
+        "HOME": str(home),
+        "KERAS_HOME": str(home / "keras"),
+        "MPLCONFIGDIR": str(home / "mpl"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"),
+        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
+        "DVC_NO_ANALYTICS": "1",
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.org",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield home
@@ -59,8 +70,9 @@ OPTIONAL = {"tune": "tune/dvc.yaml", "autoencoder": "autoencoder/dvc.yaml"}
 def snakemake_jobs(workdir: Path, targets=(), forceall=False) -> dict:
     """{job, named as DVC names its stage: {cmd, inputs, outputs}} of what `snakemake -n [targets]`
     would run (with --forceall: every job the targets need)."""
-    out = run(["snakemake", "-n", "-p", "--cores", "1", *(["--forceall"] if forceall else []), *targets],
-              workdir).stdout
+    out = run(
+        ["snakemake", "-n", "-p", "--cores", "1", *(["--forceall"] if forceall else []), *targets], workdir
+    ).stdout
     jobs = {}
     for block in re.split(r"\n(?:local)?rule ", out)[1:]:
         rule = block.split(":", 1)[0]
@@ -96,8 +108,9 @@ def artefacts(project: Path) -> dict:
         for out in stage.get("outs", []):
             path = project / out["path"]
             files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
-            found.update({f.relative_to(project).as_posix(): f.read_bytes() for f in files
-                          if f.name != ".snakemake_timestamp"})
+            found.update(
+                {f.relative_to(project).as_posix(): f.read_bytes() for f in files if f.name != ".snakemake_timestamp"}
+            )
     return found
 
 

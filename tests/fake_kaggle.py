@@ -4,6 +4,7 @@ Modes: ``ok`` (redirect to the zip, Range supported), ``drop_once`` (the first b
 the middle and the connection closed), ``stall_once`` (the first body stops in the middle and
 hangs there until ``release`` is set: a download to kill), ``403``, ``404``. Requests are recorded for assertions.
 """
+
 from __future__ import annotations
 
 import json

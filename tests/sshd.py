@@ -1,5 +1,6 @@
 """A real OpenSSH server on 127.0.0.1, for the SSH remote's test: Debian's sshd, started by the
 test on a free port with keys generated for it, stopped when the test ends."""
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,11 @@ def _free_port() -> int:
 
 
 def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "specimen-test", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "specimen-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 @contextlib.contextmanager
@@ -46,15 +50,29 @@ def sshd(folder: Path, home: Path):
     authorized.chmod(0o600)
     port = _free_port()
     config = folder / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {folder / 'sshd.pid'}",
-        f"AuthorizedKeysFile {authorized}", "PubkeyAuthentication yes", "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "UsePAM no",
-        "StrictModes no",  # the keys live under the world-writable /tmp
-        "Subsystem sftp internal-sftp", ""]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {host_key}",
+                f"PidFile {folder / 'sshd.pid'}",
+                f"AuthorizedKeysFile {authorized}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "UsePAM no",
+                "StrictModes no",  # the keys live under the world-writable /tmp
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder (no systemd here)
-    server = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -1,5 +1,6 @@
 """The few private names specimen uses of its libraries, each behind one small adapter: each adapter
 finds what it needs in the pinned versions, and says in one line what an upgrade took away."""
+
 import pytest
 
 from specimen import SpecimenError
@@ -34,8 +35,11 @@ def test_the_keras_backup_internals_are_there_and_a_missing_one_is_named(monkeyp
 
     check_keras_backup()
     monkeypatch.delattr(keras.callbacks.BackupAndRestore, "_save_model")
-    with pytest.raises(SpecimenError, match=r"keras \S+ has no BackupAndRestore\._save_model, which "
-                                            r"specimen\.train\.resume\.Backup overrides"):
+    with pytest.raises(
+        SpecimenError,
+        match=r"keras \S+ has no BackupAndRestore\._save_model, which "
+        r"specimen\.train\.resume\.Backup overrides",
+    ):
         check_keras_backup()
 
 
@@ -43,10 +47,15 @@ def test_cleanvisions_properties_are_found_and_a_move_is_named(monkeypatch):
     from specimen.clean import quality
 
     brightness, entropy, blurriness = quality.cleanvision_properties()
-    assert [c.__name__ for c in (brightness, entropy, blurriness)] == ["BrightnessProperty", "EntropyProperty",
-                                                                       "BlurrinessProperty"]
+    assert [c.__name__ for c in (brightness, entropy, blurriness)] == [
+        "BrightnessProperty",
+        "EntropyProperty",
+        "BlurrinessProperty",
+    ]
     monkeypatch.setattr(quality, "CLEANVISION_PROPERTIES", "cleanvision.moved_elsewhere")
-    with pytest.raises(SpecimenError, match=r"cleanvision 0\.3\.\d+: .*specimen\.clean\.quality reads its image properties"):
+    with pytest.raises(
+        SpecimenError, match=r"cleanvision 0\.3\.\d+: .*specimen\.clean\.quality reads its image properties"
+    ):
         quality.cleanvision_properties()
 
 

@@ -1,6 +1,7 @@
 """autoencoder on real files: its outputs, a denoiser that beats the noise it removes, figures that
 hold the very images it made and the classifier scored, the same run from the same seed, and a
 one-line error for a class the data do not have."""
+
 import json
 import sys
 from pathlib import Path
@@ -18,14 +19,30 @@ from tests.test_cli import params_with
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
 
 BIN = Path(sys.executable).parent
-AE = {"class": None, "epochs": 20, "batch_size": 4, "learning_rate": 0.003, "noise": 0.1, "filters": [16, 32],
-      "latent": 8, "samples": 4, "generated": 12}
+AE = {
+    "class": None,
+    "epochs": 20,
+    "batch_size": 4,
+    "learning_rate": 0.003,
+    "noise": 0.1,
+    "filters": [16, 32],
+    "latent": 8,
+    "samples": 4,
+    "generated": 12,
+}
 OUTPUTS = ["autoencoder.keras", "generated.png", "metrics.json", "reconstructions.png"]
 
 
 def run_autoencoder(tmp: Path, out: str, **changes) -> dict:
-    return autoencoder(tmp / "models/small_cnn", tmp / "processed", tmp / "clean/index.csv", tmp / "interim/classes.json",
-                       tmp / out, {**AE, **changes}, seed=3)
+    return autoencoder(
+        tmp / "models/small_cnn",
+        tmp / "processed",
+        tmp / "clean/index.csv",
+        tmp / "interim/classes.json",
+        tmp / out,
+        {**AE, **changes},
+        seed=3,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +60,13 @@ def cells(png: Path, side: int, channels: int = 3) -> list[list[np.ndarray]]:
     s = scale_for(side)
     step = side * s + GAP
     rows, cols = (grid.shape[0] - GAP) // step, (grid.shape[1] - GAP) // step
-    return [[grid[GAP + i * step:GAP + i * step + side * s:s, GAP + j * step:GAP + j * step + side * s:s]
-             for j in range(cols)] for i in range(rows)]
+    return [
+        [
+            grid[GAP + i * step : GAP + i * step + side * s : s, GAP + j * step : GAP + j * step + side * s : s]
+            for j in range(cols)
+        ]
+        for i in range(rows)
+    ]
 
 
 def test_outputs_and_a_denoiser_that_helps(made):
@@ -73,7 +95,10 @@ def test_reconstructions_png_shows_noisy_reconstruction_original(made):
         assert any(np.array_equal(image, t) for t in stored)
     for n, r, o in zip(noisy, rebuilt, original):
         assert o.std() > 20 and r.std() > 20  # a disc on a light background, not a blank
-        err = lambda a: np.mean((a.astype(float) - o) ** 2)
+
+        def err(a, o=o):
+            return np.mean((a.astype(float) - o) ** 2)
+
         assert 0 < err(r) < err(n)
 
 
@@ -81,7 +106,7 @@ def test_generated_png_holds_the_images_the_classifier_scored(made):
     tmp, metrics = made
     rows = cells(tmp / "ae/disc/generated.png", 24)
     assert [len(r) for r in rows] == [8, 8]  # 12 images, eight a row; the rest of the last row blank
-    images = np.stack([image for row in rows for image in row][:AE["generated"]])
+    images = np.stack([image for row in rows for image in row][: AE["generated"]])
     assert all((image == 255).all() for image in rows[1][4:]) and images.std() > 20
     classes = json.loads((tmp / "models/small_cnn/meta.json").read_text())["classes"]
     predicted = load(tmp / "models/small_cnn/model.keras").predict(images, verbose=0).argmax(axis=1)
@@ -114,9 +139,25 @@ def test_an_unknown_class_is_a_one_line_error(made, tmp_path):
     with pytest.raises(SpecimenError, match="'zebra' is not a class of this dataset .classes: disc, square"):
         run_autoencoder(tmp, "ae/zebra", **{"class": "zebra"})
     params = params_with(tmp_path, lambda p: p["autoencoder"].update({"class": "zebra"}))
-    proc = run([BIN / "specimen", "autoencoder", "--params", str(params), str(tmp / "models/small_cnn"),
-                "--data", str(tmp / "processed"), "--index", str(tmp / "clean/index.csv"),
-                "--classes", str(tmp / "interim/classes.json"), "--out", str(tmp_path / "zebra")], tmp_path, check=False)
+    proc = run(
+        [
+            BIN / "specimen",
+            "autoencoder",
+            "--params",
+            str(params),
+            str(tmp / "models/small_cnn"),
+            "--data",
+            str(tmp / "processed"),
+            "--index",
+            str(tmp / "clean/index.csv"),
+            "--classes",
+            str(tmp / "interim/classes.json"),
+            "--out",
+            str(tmp_path / "zebra"),
+        ],
+        tmp_path,
+        check=False,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "autoencoder.class: 'zebra'" in lines[0], proc.stderr
     assert not (tmp_path / "zebra").exists()

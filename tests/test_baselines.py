@@ -1,4 +1,5 @@
 """baselines on a tiny two-class dataset built here: files, summary, known answers, determinism."""
+
 import json
 import warnings
 
@@ -8,21 +9,27 @@ import pandas as pd
 import pytest
 
 from specimen import SpecimenError
-from specimen.report.baselines import COLUMNS, baselines, stratified_subsample
+from specimen.artefacts import write_npz
 from specimen.clean.clean import clean
 from specimen.clean.embed import embed
-from specimen.artefacts import write_npz
 from specimen.data.preprocess import preprocess
+from specimen.report.baselines import COLUMNS, baselines, stratified_subsample
 from tests.conftest import run
 from tests.test_clean import clean_params
 from tests.test_cli import params_with
 from tests.test_stages import prepared
 
 # a baselines section as params.yaml has it, with an MLP and a forest small enough for 36 training images
-FAST = {"models": ["logistic_regression", "mlp", "linear_svm", "random_forest"], "inputs": ["pixels", "features"],
-        "pixels": {"size": [16, 16]}, "max_train_images": 20000, "logistic_regression": {"C": 1.0, "max_iter": 1000},
-        "mlp": {"hidden": [16], "max_iter": 50}, "linear_svm": {"C": 1.0, "max_iter": 5000},
-        "random_forest": {"trees": 10, "max_depth": None}}
+FAST = {
+    "models": ["logistic_regression", "mlp", "linear_svm", "random_forest"],
+    "inputs": ["pixels", "features"],
+    "pixels": {"size": [16, 16]},
+    "max_train_images": 20000,
+    "logistic_regression": {"C": 1.0, "max_iter": 1000},
+    "mlp": {"hidden": [16], "max_iter": 50},
+    "linear_svm": {"C": 1.0, "max_iter": 5000},
+    "random_forest": {"trees": 10, "max_depth": None},
+}
 SEED = 5
 
 
@@ -34,14 +41,26 @@ def data(tmp_path_factory):
     manifest, extracted = prepared(tmp, per_class=30)
     preprocess(manifest, extracted, tmp / "processed", {"size": [24, 24], "resize": "pad", "color": "rgb"}, 16)
     embed(tmp / "processed", tmp / "features.npz", "histogram")
-    clean(tmp / "processed", tmp / "features.npz", tmp / "clean",
-          clean_params(**{"outliers.method": "none", "duplicates.phash_bits": None}), 0)
+    clean(
+        tmp / "processed",
+        tmp / "features.npz",
+        tmp / "clean",
+        clean_params(**{"outliers.method": "none", "duplicates.phash_bits": None}),
+        0,
+    )
     return tmp
 
 
 def run_baselines(data, out, **changes):
-    return baselines(data / "processed", data / "clean/index.csv", data / "interim/classes.json", data / "features.npz",
-                     out, {**FAST, **changes}, SEED)
+    return baselines(
+        data / "processed",
+        data / "clean/index.csv",
+        data / "interim/classes.json",
+        data / "features.npz",
+        out,
+        {**FAST, **changes},
+        SEED,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +72,35 @@ def results(data):
 def test_every_baseline_and_input_writes_its_files_and_one_summary_row(data, results):
     out, s = results
     summary = pd.read_csv(out / "summary.csv")
-    assert summary.columns.tolist() == COLUMNS == ["model", "input", "accuracy", "macro_f1", "weighted_f1", "parameters",
-                                                   "train_seconds", "images_per_second", "test_images"]
+    assert (
+        summary.columns.tolist()
+        == COLUMNS
+        == [
+            "model",
+            "input",
+            "accuracy",
+            "macro_f1",
+            "weighted_f1",
+            "parameters",
+            "train_seconds",
+            "images_per_second",
+            "test_images",
+        ]
+    )
     pairs = [(m, i) for i in ("pixels", "features:histogram") for m in FAST["models"]]
     assert list(zip(summary.model, summary["input"])) == pairs and len(pairs) == 8
-    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(f"{i}_{m}" for i in FAST["inputs"] for m in FAST["models"])
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        f"{i}_{m}" for i in FAST["inputs"] for m in FAST["models"]
+    )
     for run_dir in (out / "runs").iterdir():
         assert sorted(p.name for p in run_dir.iterdir()) == [
-            "classification_report.csv", "classification_report.json", "classification_report.txt",
-            "confusion_matrix.csv", "fit.json", "metrics.json"]
+            "classification_report.csv",
+            "classification_report.json",
+            "classification_report.txt",
+            "confusion_matrix.csv",
+            "fit.json",
+            "metrics.json",
+        ]
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "test_images"}  # no timings
         row = summary[summary["input"].str.split(":").str[0] + "_" + summary.model == run_dir.name].iloc[0]
@@ -81,8 +120,11 @@ def test_every_baseline_and_input_writes_its_files_and_one_summary_row(data, res
 
 def flat(report: dict) -> dict:
     """A classification report as {"disc precision": ..., "accuracy": ...}: pytest.approx is not nested."""
-    return {f"{k} {m}" if isinstance(v, dict) else k: x for k, v in report.items()
-            for m, x in (v.items() if isinstance(v, dict) else [(None, v)])}
+    return {
+        f"{k} {m}" if isinstance(v, dict) else k: x
+        for k, v in report.items()
+        for m, x in (v.items() if isinstance(v, dict) else [(None, v)])
+    }
 
 
 def test_linear_probe_on_separating_features_is_accurate(results):
@@ -102,8 +144,15 @@ def test_logistic_regression_matches_an_sklearn_fit_written_out_here(data, tmp_p
     index = pd.read_csv(data / "clean/index.csv", dtype={"label": str}, keep_default_na=False)
     index["label"] = np.random.default_rng(0).choice(["disc", "square"], len(index))
     index.to_csv(tmp_path / "random.csv", index=False)
-    baselines(data / "processed", tmp_path / "random.csv", data / "interim/classes.json", data / "features.npz",
-              tmp_path / "out", {**FAST, "models": ["logistic_regression"]}, SEED)
+    baselines(
+        data / "processed",
+        tmp_path / "random.csv",
+        data / "interim/classes.json",
+        data / "features.npz",
+        tmp_path / "out",
+        {**FAST, "models": ["logistic_regression"]},
+        SEED,
+    )
 
     train, test = index[index.split == "train"], index[index.split == "test"]
     with np.load(data / "features.npz") as npz:
@@ -112,11 +161,21 @@ def test_logistic_regression_matches_an_sklearn_fit_written_out_here(data, tmp_p
 
     def thumbnails(rows):  # the processed image, 16x16 by area, grey, over 255
         images = [np.load(data / "processed/shards" / s)[o] for s, o in zip(rows.shard, rows.offset)]
-        return np.stack([cv2.cvtColor(cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-                         .ravel().astype(np.float32) / 255 for im in images])
+        return np.stack(
+            [
+                cv2.cvtColor(cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+                .ravel()
+                .astype(np.float32)
+                / 255
+                for im in images
+            ]
+        )
 
     scores = []
-    for source, vectors in {"features": lambda rows: features[[position[i] for i in rows.id]], "pixels": thumbnails}.items():
+    for source, vectors in {
+        "features": lambda rows: features[[position[i] for i in rows.id]],
+        "pixels": thumbnails,
+    }.items():
         model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=SEED))
         predicted = model.fit(vectors(train), train.label).predict(vectors(test))
         expected = classification_report(test.label, predicted, output_dict=True, zero_division=0)
@@ -147,7 +206,9 @@ def test_max_train_images_is_a_stratified_seeded_subsample(data):
     assert (stratified_subsample(labels, 20, seed=1) == picked).all()
     assert (stratified_subsample(labels, 41, seed=1) == np.arange(41)).all()  # under the limit: all of them
 
-    s = run_baselines(data, data / "subsampled", models=["logistic_regression"], inputs=["features"], max_train_images=10)
+    s = run_baselines(
+        data, data / "subsampled", models=["logistic_regression"], inputs=["features"], max_train_images=10
+    )
     fitted = json.loads((data / "subsampled/runs/features_logistic_regression/fit.json").read_text())
     assert (s["train_images"], s["train_images_available"]) == (10, 36)
     assert (fitted["train_images"], fitted["train_images_available"]) == (10, 36)
@@ -161,11 +222,18 @@ def test_a_fit_that_does_not_converge_is_recorded_not_warned(data):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        s = run_baselines(data, data / "short", models=["mlp", "logistic_regression"], inputs=["pixels"],
-                          mlp={"hidden": [8], "max_iter": 2})
+        s = run_baselines(
+            data,
+            data / "short",
+            models=["mlp", "logistic_regression"],
+            inputs=["pixels"],
+            mlp={"hidden": [8], "max_iter": 2},
+        )
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert s["not_converged"] == ["pixels_mlp"]
-    fits = {m: json.loads((data / f"short/runs/pixels_{m}/fit.json").read_text()) for m in ("mlp", "logistic_regression")}
+    fits = {
+        m: json.loads((data / f"short/runs/pixels_{m}/fit.json").read_text()) for m in ("mlp", "logistic_regression")
+    }
     assert (fits["mlp"]["converged"], fits["mlp"]["iterations"]) == (False, 2)
     assert fits["logistic_regression"]["converged"] is True
 
@@ -180,16 +248,42 @@ def test_bad_inputs_are_one_line_errors(data, tmp_path):
     index = pd.read_csv(data / "clean/index.csv", dtype=str, keep_default_na=False)
     index[index.split != "test"].to_csv(tmp_path / "no_test.csv", index=False)
     with pytest.raises(SpecimenError, match="the test split is empty"):
-        baselines(data / "processed", tmp_path / "no_test.csv", data / "interim/classes.json", data / "features.npz",
-                  tmp_path / "out", FAST, SEED)
+        baselines(
+            data / "processed",
+            tmp_path / "no_test.csv",
+            data / "interim/classes.json",
+            data / "features.npz",
+            tmp_path / "out",
+            FAST,
+            SEED,
+        )
 
     with np.load(data / "features.npz") as npz:
         keep = npz["ids"] != index[index.split == "test"].id.iloc[0]
-        write_npz(tmp_path / "short.npz", ids=npz["ids"][keep], features=npz["features"][keep], extractor=npz["extractor"])
+        write_npz(
+            tmp_path / "short.npz", ids=npz["ids"][keep], features=npz["features"][keep], extractor=npz["extractor"]
+        )
     params = params_with(tmp_path / "p", lambda p: None)
-    proc = run(["specimen", "baselines", "--params", str(params), "--data", str(data / "processed"),
-                "--index", str(data / "clean/index.csv"), "--classes", str(data / "interim/classes.json"),
-                "--features", str(tmp_path / "short.npz"), "--out", str(tmp_path / "out")], tmp_path, check=False)
+    proc = run(
+        [
+            "specimen",
+            "baselines",
+            "--params",
+            str(params),
+            "--data",
+            str(data / "processed"),
+            "--index",
+            str(data / "clean/index.csv"),
+            "--classes",
+            str(data / "interim/classes.json"),
+            "--features",
+            str(tmp_path / "short.npz"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "has no vector for 1 of the clean index's test images" in proc.stderr
     assert not (tmp_path / "out/summary.csv").exists()

@@ -1,4 +1,5 @@
 """clean on real processed images: every reason, every output, each outlier method's rule."""
+
 import json
 import subprocess
 from pathlib import Path
@@ -12,10 +13,10 @@ from PIL import Image
 
 from specimen import SpecimenError
 from specimen.clean.clean import clean
-from specimen.clean.neighbours import nearest
 from specimen.clean.duplicates import DUPLICATE_REASONS
-from specimen.clean.outliers import outlier_scores, outliers
 from specimen.clean.embed import embed
+from specimen.clean.neighbours import nearest
+from specimen.clean.outliers import outlier_scores, outliers
 from specimen.data.extract import extract
 from specimen.data.ingest import ingest
 from specimen.data.preprocess import preprocess
@@ -56,21 +57,28 @@ def dirty(tmp_path_factory):
         for label, ink in (("pen", (40, 40, 50)), ("pencil", (72, 72, 82))):
             for i in range(n):
                 images[f"{split}/{label}/{label}_{i:02d}.png"] = page(rng, ink=ink)
-    images["train/pen/pen_00_copy.png"] = images["train/pen/pen_00.png"]                      # duplicate
-    images["test/pen/pen_01_again.png"] = images["train/pen/pen_01.png"]                         # leak
-    images["valid/pencil/pencil_02_bright.png"] = np.clip(images["train/pencil/pencil_02.png"].astype(int) + 8, 0, 255).astype(np.uint8)  # near leak
+    images["train/pen/pen_00_copy.png"] = images["train/pen/pen_00.png"]  # duplicate
+    images["test/pen/pen_01_again.png"] = images["train/pen/pen_01.png"]  # leak
+    images["valid/pencil/pencil_02_bright.png"] = np.clip(
+        images["train/pencil/pencil_02.png"].astype(int) + 8, 0, 255
+    ).astype(np.uint8)  # near leak
     small = cv2.resize(images["train/pen/pen_03.png"], (36, 30), interpolation=cv2.INTER_AREA)  # 75 %
-    images["train/pen/pen_03_small.png"] = small                                                # near duplicate
-    images["train/pencil/blank.png"] = np.full((40, 40, 3), (180, 60, 60), np.uint8)             # low information
-    images["train/pen/noise.png"] = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)           # outlier
-    images["valid/pen/night.png"] = (page(rng) * 0.25).astype(np.uint8)                         # dark
+    images["train/pen/pen_03_small.png"] = small  # near duplicate
+    images["train/pencil/blank.png"] = np.full((40, 40, 3), (180, 60, 60), np.uint8)  # low information
+    images["train/pen/noise.png"] = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)  # outlier
+    images["valid/pen/night.png"] = (page(rng) * 0.25).astype(np.uint8)  # dark
     images["train/pencil/strip.png"] = cv2.resize(page(rng, ink=(72, 72, 82)), (144, 40))  # odd aspect ratio
     for name, img in images.items():
         save(root / name, Image.fromarray(img))
     extract(raw_from_folder(tmp, root), tmp / "extracted", 100)
     ingest(tmp / "extracted", tmp / "interim", {"train": 0.6, "valid": 0.2, "test": 0.2}, seed=0)
-    preprocess(tmp / "interim/manifest.csv", tmp / "extracted", tmp / "processed",
-               {"size": [32, 32], "resize": "pad", "color": "rgb"}, 64)
+    preprocess(
+        tmp / "interim/manifest.csv",
+        tmp / "extracted",
+        tmp / "processed",
+        {"size": [32, 32], "resize": "pad", "color": "rgb"},
+        64,
+    )
     embed(tmp / "processed", tmp / "features/histogram.npz", "histogram")
     return tmp, len(images)
 
@@ -131,7 +139,8 @@ def test_every_image_is_accounted_for_in_the_outputs(dirty, tmp_path):
         assert [image_id for image_id, _ in shown] == rows.id.tolist()
         assert [twin for _, twin in shown] == (rows.twin.tolist() if reason in DUPLICATE_REASONS else [""] * len(rows))
     assert png_title(out / "class_counts.png") == " | ".join(
-        f"{split}: {c['before']} -> {c['after']} images" for split, c in summary["per_split"].items())
+        f"{split}: {c['before']} -> {c['after']} images" for split, c in summary["per_split"].items()
+    )
 
 
 def gallery_entries(png, processed) -> list[tuple[str, str]]:
@@ -162,21 +171,24 @@ def test_quality_actions_remove_flag_or_ignore(dirty, tmp_path):
     _, removed = run_clean(dirty, tmp_path / "a", **{"quality.dark.action": "remove"})
     assert removed.loc["valid/pen/night.png", "reason"] == "dark"
     assert removed.loc["valid/pen/night.png", "score"] < 0.32
-    summary, removed = run_clean(dirty, tmp_path / "b", **{"quality.low_information.action": "off",
-                                                         "quality.dark.action": "off"})
+    summary, removed = run_clean(
+        dirty, tmp_path / "b", **{"quality.low_information.action": "off", "quality.dark.action": "off"}
+    )
     assert "dark" not in summary["flagged_by_kind"]
     assert removed.loc["train/pencil/blank.png", "reason"] == "outlier"  # the outlier step still sees it
 
 
 def test_duplicate_detection_can_be_switched_off(dirty, tmp_path):
-    summary, removed = run_clean(dirty, tmp_path / "c", **{"duplicates.exact": False, "duplicates.phash_bits": None,
-                                                         "outliers.method": "none"})
+    summary, removed = run_clean(
+        dirty, tmp_path / "c", **{"duplicates.exact": False, "duplicates.phash_bits": None, "outliers.method": "none"}
+    )
     assert set(removed.reason) == {"low_information"}
 
 
 def test_near_duplicates_by_embedding_cosine(dirty, tmp_path):
-    _, removed = run_clean(dirty, tmp_path / "d", **{"duplicates.phash_bits": None, "duplicates.cosine": 0.999,
-                                                   "duplicates.exact": False})
+    _, removed = run_clean(
+        dirty, tmp_path / "d", **{"duplicates.phash_bits": None, "duplicates.cosine": 0.999, "duplicates.exact": False}
+    )
     # byte copies have identical features: found as near copies, with the cosine in the detail
     assert removed.loc["test/pen/pen_01_again.png", "reason"] == "near_leak"
     assert removed.loc["train/pen/pen_00_copy.png", "twin"] == "train/pen/pen_00.png"
@@ -242,9 +254,20 @@ def test_clean_refuses_features_of_another_index(dirty, tmp_path):
 
 def test_cli_reports_what_was_removed_in_one_line(dirty, tmp_path):
     tmp, _ = dirty
-    proc = subprocess.run(["specimen", "clean", str(tmp / "processed"), str(tmp / "features/histogram.npz"),
-                           str(tmp_path / "clean"), "--params", str(ROOT / "params.yaml")],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            "specimen",
+            "clean",
+            str(tmp / "processed"),
+            str(tmp / "features/histogram.npz"),
+            str(tmp_path / "clean"),
+            "--params",
+            str(ROOT / "params.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert "kept; removed: duplicate 1" in last and "flagged: dark 1" in last

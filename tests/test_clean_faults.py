@@ -1,5 +1,6 @@
 """Floors on finding the demo's planted faults with the offline histogram features (the figures
 themselves are printed by bench/clean_faults.py). Each floor is the default demo's result."""
+
 import pytest
 
 from .cleaning import demo_through_clean

@@ -1,11 +1,29 @@
 """The `specimen` command: help that answers, and bad params as one line naming the key."""
+
 import pytest
 import yaml
 
 from tests.conftest import ROOT, make_project, run
 
-STAGES = ["download", "extract", "ingest", "preprocess", "embed", "clean", "balance", "train", "evaluate", "explain", "baselines", "tune", "report",
-          "predict", "autoencoder", "search", "pull"]
+STAGES = [
+    "download",
+    "extract",
+    "ingest",
+    "preprocess",
+    "embed",
+    "clean",
+    "balance",
+    "train",
+    "evaluate",
+    "explain",
+    "baselines",
+    "tune",
+    "report",
+    "predict",
+    "autoencoder",
+    "search",
+    "pull",
+]
 
 
 def test_help_lists_every_stage_and_each_stage_says_what_it_reads_and_writes(tmp_path):
@@ -23,19 +41,27 @@ def params_with(tmp_path, change):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     (tmp_path / "workflow/schemas").mkdir(parents=True)
-    (tmp_path / "workflow/schemas/params.schema.yaml").write_bytes((ROOT / "workflow/schemas/params.schema.yaml").read_bytes())
+    (tmp_path / "workflow/schemas/params.schema.yaml").write_bytes(
+        (ROOT / "workflow/schemas/params.schema.yaml").read_bytes()
+    )
     return path
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda p: p["train"].update(epoch=3), ["train", "unknown key 'epoch'", "epochs"]),
-    (lambda p: p["train"].update(epochs=0), ["train.epochs", "minimum of 1"]),
-    (lambda p: p["train"].update(models=["resnet"]), ["train.models[0]", "'resnet'", "small_cnn"]),
-    (lambda p: p["image"].update(size=[48]), ["image.size"]),
-    (lambda p: p["dataset"].update(source="kaggle:no-slash"), ["dataset.source", "kaggle:OWNER/SLUG"]),
-    (lambda p: p["dataset"].update(split={"train": 0.5, "valid": 0.2, "test": 0.2}), ["dataset.split", "add up to 0.9"]),
-    (lambda p: p.update(sed=1), ["unknown key 'sed'", "seed"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda p: p["train"].update(epoch=3), ["train", "unknown key 'epoch'", "epochs"]),
+        (lambda p: p["train"].update(epochs=0), ["train.epochs", "minimum of 1"]),
+        (lambda p: p["train"].update(models=["resnet"]), ["train.models[0]", "'resnet'", "small_cnn"]),
+        (lambda p: p["image"].update(size=[48]), ["image.size"]),
+        (lambda p: p["dataset"].update(source="kaggle:no-slash"), ["dataset.source", "kaggle:OWNER/SLUG"]),
+        (
+            lambda p: p["dataset"].update(split={"train": 0.5, "valid": 0.2, "test": 0.2}),
+            ["dataset.split", "add up to 0.9"],
+        ),
+        (lambda p: p.update(sed=1), ["unknown key 'sed'", "seed"]),
+    ],
+)
 def test_bad_params_are_one_line_naming_the_key(tmp_path, change, words):
     params = params_with(tmp_path, change)
     proc = run(["specimen", "balance", "--params", str(params), "in.csv", "out.json"], tmp_path, check=False)

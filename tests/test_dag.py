@@ -1,4 +1,5 @@
 """The Snakefile and dvc.yaml describe the same DAG: same commands, inputs and outputs per stage."""
+
 import re
 import subprocess
 import sys
@@ -17,17 +18,22 @@ def optional_targets(workdir: Path) -> list:
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     models = params["train"]["models"]
     return [f"results/tune/{m}/best_params.yaml" for m in models] + [
-        f"results/autoencoder/{params['autoencoder']['class']}/metrics.json"]  # one job: the class in params
+        f"results/autoencoder/{params['autoencoder']['class']}/metrics.json"
+    ]  # one job: the class in params
 
 
 def dvc_stages(workdir: Path) -> dict:
     from dvc.repo import Repo
 
     with Repo(str(workdir)) as repo:
-        return {s.addressing: {"cmd": " ".join(s.cmd.split()),
-                               "deps": {str(Path(d.def_path)) for d in s.deps if not d.def_path.endswith(".yaml")},
-                               "outputs": {str(Path(o.def_path)) for o in s.outs}}
-                for s in repo.index.stages}
+        return {
+            s.addressing: {
+                "cmd": " ".join(s.cmd.split()),
+                "deps": {str(Path(d.def_path)) for d in s.deps if not d.def_path.endswith(".yaml")},
+                "outputs": {str(Path(o.def_path)) for o in s.outs},
+            }
+            for s in repo.index.stages
+        }
 
 
 def covered(path: str, deps: set) -> bool:
@@ -39,13 +45,17 @@ def test_snakemake_and_dvc_describe_the_same_dag():
     """Every DVC stage (all dvc.yaml files) against the jobs of the default target plus the optional ones."""
     smk, dvc = snakemake_jobs(ROOT, ["results/all", *optional_targets(ROOT)], forceall=True), dvc_stages(ROOT)
     assert set(smk) == set(dvc), "the two DAGs have different stages"
-    assert len(smk) == 14  # download .. evaluate, explain for one model (10 jobs), report, baselines; and tune, autoencoder, optional
+    assert (
+        len(smk) == 14
+    )  # download .. evaluate, explain for one model (10 jobs), report, baselines; and tune, autoencoder, optional
     for name in sorted(smk):
         s, d = smk[name], dvc[name]
         assert s["cmd"] == d["cmd"], name
         assert s["outputs"] == d["outputs"], name
         assert all(covered(i, d["deps"]) for i in s["inputs"]), f"{name}: Snakemake input missing from dvc.yaml"
-        assert all(any(covered(i, {dep}) for i in s["inputs"]) for dep in d["deps"]), f"{name}: DVC dep missing from the Snakefile"
+        assert all(any(covered(i, {dep}) for i in s["inputs"]) for dep in d["deps"]), (
+            f"{name}: DVC dep missing from the Snakefile"
+        )
 
 
 def test_every_param_dvc_lists_is_in_params_yaml():
@@ -69,7 +79,8 @@ def test_the_optional_stages_stay_out_of_the_default_runs():
     """`snakemake` (results/all) and `dvc repro` (./dvc.yaml) plan everything but the optional stages."""
     default = set(snakemake_jobs(ROOT, forceall=True))
     assert len(default) == 12 and not any(name.startswith(tuple(OPTIONAL.values())) for name in default)
-    out = subprocess.run([BIN / "dvc", "repro", "--dry", "--force"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [BIN / "dvc", "repro", "--dry", "--force"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     planned = set(re.findall(r"Running stage '([^']+)'", out))
     assert planned == default  # the same 12: DVC's default target leaves tune/dvc.yaml alone

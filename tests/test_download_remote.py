@@ -1,4 +1,5 @@
 """kaggle: and url: sources through the real clients, against fake servers on loopback."""
+
 import hashlib
 import io
 import json
@@ -11,8 +12,8 @@ import pytest
 from specimen import SpecimenError
 from specimen.data.download import download
 from tests.conftest import run
-from tests.test_cli import params_with
 from tests.fake_kaggle import FakeKaggle
+from tests.test_cli import params_with
 
 SECRET = "0123456789abcdef-not-a-real-key"
 
@@ -26,9 +27,17 @@ def tiny_zip() -> bytes:
 
 
 def kaggle_env(tmp_path, server, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k.lower() not in ("no_proxy", "http_proxy")}
-    env.update(KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=server.proxy if server else "http://127.0.0.1:9",
-               HOME=str(tmp_path / "home"), **extra)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KAGGLE_") and k.lower() not in ("no_proxy", "http_proxy")
+    }
+    env.update(
+        KAGGLE_API_ENVIRONMENT="LOCALHOST",
+        HTTP_PROXY=server.proxy if server else "http://127.0.0.1:9",
+        HOME=str(tmp_path / "home"),
+        **extra,
+    )
     return env
 
 
@@ -41,13 +50,23 @@ def specimen_download(tmp_path, source, env, version=None):
 def test_kaggle_download_through_the_real_client(tmp_path, mode):
     payload = tiny_zip()
     with FakeKaggle(payload, mode) as server:
-        proc = specimen_download(tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, server, KAGGLE_USERNAME="me", KAGGLE_KEY=SECRET), version=2)
+        proc = specimen_download(
+            tmp_path,
+            "kaggle:owner/tiny-shapes",
+            kaggle_env(tmp_path, server, KAGGLE_USERNAME="me", KAGGLE_KEY=SECRET),
+            version=2,
+        )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "raw/tiny-shapes.zip").read_bytes() == payload
     meta = json.loads((tmp_path / "raw/source.json").read_text())
     assert meta["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert meta["kaggle"] == {"owner": "owner", "slug": "tiny-shapes", "title": "Tiny shapes", "version": 2,
-                              "licence": "CC0: Public Domain"}
+    assert meta["kaggle"] == {
+        "owner": "owner",
+        "slug": "tiny-shapes",
+        "title": "Tiny shapes",
+        "version": 2,
+        "licence": "CC0: Public Domain",
+    }
     download_request = next(r for r in server.requests if r["path"].endswith("/DownloadDataset"))
     assert download_request["body"] == {"ownerSlug": "owner", "datasetSlug": "tiny-shapes", "datasetVersionNumber": 2}
     assert download_request["auth"].startswith("Basic ")  # credentials were sent to the server...
@@ -61,7 +80,9 @@ def test_kaggle_download_through_the_real_client(tmp_path, mode):
 @pytest.mark.parametrize("mode, words", [("403", "refused access (403)"), ("404", "no such dataset or version (404)")])
 def test_kaggle_refusals_are_one_line(tmp_path, mode, words):
     with FakeKaggle(tiny_zip(), mode) as server:
-        proc = specimen_download(tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, server, KAGGLE_USERNAME="me", KAGGLE_KEY=SECRET))
+        proc = specimen_download(
+            tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, server, KAGGLE_USERNAME="me", KAGGLE_KEY=SECRET)
+        )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and words in proc.stderr, proc.stderr
     assert not (tmp_path / "raw").exists() and not list(tmp_path.glob(".raw*"))
 
@@ -85,13 +106,17 @@ def test_kaggle_json_in_config_dir_is_used(tmp_path):
     config.mkdir()
     (config / "kaggle.json").write_text(json.dumps({"username": "me", "key": SECRET}))
     with FakeKaggle(tiny_zip()) as server:
-        proc = specimen_download(tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, server, KAGGLE_CONFIG_DIR=str(config)))
+        proc = specimen_download(
+            tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, server, KAGGLE_CONFIG_DIR=str(config))
+        )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "raw/source.json").read_text())["kaggle"]["version"] == 3  # latest, from the API
 
 
 def test_unreachable_kaggle_is_retried_then_one_line(tmp_path):
-    proc = specimen_download(tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, None, KAGGLE_USERNAME="me", KAGGLE_KEY=SECRET))
+    proc = specimen_download(
+        tmp_path, "kaggle:owner/tiny-shapes", kaggle_env(tmp_path, None, KAGGLE_USERNAME="me", KAGGLE_KEY=SECRET)
+    )
     assert proc.returncode == 2 and "no connection after 4 tries" in proc.stderr and proc.stderr.count("\n") == 1
 
 

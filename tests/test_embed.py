@@ -1,6 +1,7 @@
 """embed backends on a handful of tiny images, offline: keras.applications backbones (random or
 saved weights), a tiny random CLIP preset saved here, and the one-line errors (unknown name, input
 too small, weights that cannot be downloaded)."""
+
 import socket
 import time
 import urllib.request
@@ -11,8 +12,8 @@ import pytest
 import yaml
 
 from specimen import backbones as backbones_module
-from specimen.cli import main
 from specimen.clean.features import EXTRACTORS
+from specimen.cli import main
 from tests.conftest import ROOT, run
 
 
@@ -20,13 +21,24 @@ def processed(tmp_path, n=5, size=32, channels=3):
     """A processed folder: one shard of n random images (padded top and bottom) and its index."""
     rng = np.random.default_rng(0)
     images = np.zeros((n, size, size, channels), np.uint8)
-    images[:, 4:size - 4] = rng.integers(0, 256, (n, size - 8, size, channels))
+    images[:, 4 : size - 4] = rng.integers(0, 256, (n, size - 8, size, channels))
     folder = tmp_path / "processed"
     (folder / "shards").mkdir(parents=True)
     np.save(folder / "shards/shard-00000.npy", images)
-    pd.DataFrame({"id": [f"train/c/{i}.png" for i in range(n)], "label": "c", "split": "train", "sha256": "x",
-                  "shard": "shard-00000.npy", "offset": range(n), "y0": 4, "x0": 0, "y1": size - 4,
-                  "x1": size}).to_csv(folder / "index.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": [f"train/c/{i}.png" for i in range(n)],
+            "label": "c",
+            "split": "train",
+            "sha256": "x",
+            "shard": "shard-00000.npy",
+            "offset": range(n),
+            "y0": 4,
+            "x0": 0,
+            "y1": size - 4,
+            "x1": size,
+        }
+    ).to_csv(folder / "index.csv", index=False)
     return folder, images
 
 
@@ -48,8 +60,17 @@ def cli(tmp_path, folder, capsys, **embed):
 
 def test_vgg16_random_weights_one_512_vector_per_id_same_bytes_in_another_process(tmp_path, capsys):
     folder, _ = processed(tmp_path)
-    proc = run(["specimen", "embed", "--params", str(params(tmp_path, extractor="vgg16", weights="none")),
-                str(folder), str(tmp_path / "first.npz")], tmp_path)
+    proc = run(
+        [
+            "specimen",
+            "embed",
+            "--params",
+            str(params(tmp_path, extractor="vgg16", weights="none")),
+            str(folder),
+            str(tmp_path / "first.npz"),
+        ],
+        tmp_path,
+    )
     assert "5 vgg16 vectors of 512 floats" in proc.stdout
     status, _, npz = cli(tmp_path, folder, capsys, extractor="vgg16", weights="none")
     assert status == 0 and (tmp_path / "features.npz").read_bytes() == (tmp_path / "first.npz").read_bytes()
@@ -95,13 +116,24 @@ def test_clip_from_a_local_preset_folder_is_the_projected_vision_embedding(tmp_p
 
     folder, images = processed(tmp_path, n=3)
     keras.utils.set_random_seed(3)
-    vision = CLIPVisionEncoder(patch_size=8, hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64,
-                               image_shape=(32, 32, 3))
-    text = CLIPTextEncoder(vocabulary_size=50, embedding_dim=32, hidden_dim=32, num_layers=1, num_heads=2,
-                           intermediate_dim=64, max_sequence_length=8)
+    vision = CLIPVisionEncoder(
+        patch_size=8, hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64, image_shape=(32, 32, 3)
+    )
+    text = CLIPTextEncoder(
+        vocabulary_size=50,
+        embedding_dim=32,
+        hidden_dim=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=64,
+        max_sequence_length=8,
+    )
     backbone = CLIPBackbone(vision, text, projection_dim=16)
-    converter = keras_hub.layers.CLIPImageConverter(image_size=(32, 32), scale=[1 / 255 / s for s in (0.27, 0.26, 0.28)],
-                                                    offset=[-m / s for m, s in ((0.48, 0.27), (0.46, 0.26), (0.41, 0.28))])
+    converter = keras_hub.layers.CLIPImageConverter(
+        image_size=(32, 32),
+        scale=[1 / 255 / s for s in (0.27, 0.26, 0.28)],
+        offset=[-m / s for m, s in ((0.48, 0.27), (0.46, 0.26), (0.41, 0.28))],
+    )
     preset = tmp_path / "tiny_clip"
     backbone.save_to_preset(preset)
     converter.save_to_preset(preset)
@@ -133,10 +165,16 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
 
 
-@pytest.mark.parametrize("embed, words", [
-    ({"extractor": "vgg16", "weights": "imagenet"}, ["VGG16 ImageNet weights", "include_top=False", "/keras/models/"]),
-    ({"extractor": "clip"}, ["CLIP preset clip_vit_base_patch32", "kagglehub", "embed.clip_preset"]),
-])
+@pytest.mark.parametrize(
+    "embed, words",
+    [
+        (
+            {"extractor": "vgg16", "weights": "imagenet"},
+            ["VGG16 ImageNet weights", "include_top=False", "/keras/models/"],
+        ),
+        ({"extractor": "clip"}, ["CLIP preset clip_vit_base_patch32", "kagglehub", "embed.clip_preset"]),
+    ],
+)
 def test_weights_that_cannot_be_downloaded_are_one_line_saying_how_to_prefetch(tmp_path, capsys, offline, embed, words):
     folder, _ = processed(tmp_path, n=2)
     start = time.monotonic()
@@ -160,14 +198,23 @@ def test_a_proxy_that_never_answers_times_out_rather_than_hangs(tmp_path, capsys
     assert time.monotonic() - start < 15
 
 
-@pytest.mark.parametrize("embed, words", [
-    ({"extractor": "resnet"}, ["'resnet'", "histogram, clip, vgg16", "convnext_tiny", "efficientnetv2b3"]),
-    ({"extractor": "inceptionv3", "input_size": [64, 64]}, ["inceptionv3 cannot take 64x64", "embed.input_size to at least [75, 75]"]),
-])
+@pytest.mark.parametrize(
+    "embed, words",
+    [
+        ({"extractor": "resnet"}, ["'resnet'", "histogram, clip, vgg16", "convnext_tiny", "efficientnetv2b3"]),
+        (
+            {"extractor": "inceptionv3", "input_size": [64, 64]},
+            ["inceptionv3 cannot take 64x64", "embed.input_size to at least [75, 75]"],
+        ),
+    ],
+)
 def test_bad_choices_are_one_line_before_tensorflow_loads(tmp_path, embed, words):
     folder, _ = processed(tmp_path, n=2)
-    proc = run(["specimen", "embed", "--params", str(params(tmp_path, **embed)), str(folder), str(tmp_path / "f.npz")],
-               tmp_path, check=False)
+    proc = run(
+        ["specimen", "embed", "--params", str(params(tmp_path, **embed)), str(folder), str(tmp_path / "f.npz")],
+        tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("specimen")]
     assert len(lines) == 1, proc.stderr
@@ -182,4 +229,6 @@ def test_every_backbone_name_is_a_keras_application():
 
     assert len(EXTRACTORS) == len(set(EXTRACTORS)) and {"vgg16", "convnext_tiny", "mobilenetv3small"} <= set(EXTRACTORS)
     for module, constructor in BACKBONES.values():
-        assert callable(getattr(keras.applications, constructor)) and getattr(keras.applications, module).preprocess_input
+        assert (
+            callable(getattr(keras.applications, constructor)) and getattr(keras.applications, module).preprocess_input
+        )

@@ -1,6 +1,7 @@
 """explain on real models and files: Grad-CAM finds a planted patch, activation maximisation raises
 each class's probability, a nested keras.applications backbone works, and the command writes its
 figures and explain.json (or one line when there is no model)."""
+
 import json
 
 import numpy as np
@@ -9,8 +10,8 @@ import yaml
 from PIL import Image
 
 from specimen import cli
-from specimen.train.inputs import split_rows
 from specimen.report.explain import activation_maximisation, feature_maps, gradcam, last_conv_layer, noise
+from specimen.train.inputs import split_rows
 from tests.conftest import ROOT
 from tests.test_train_evaluate import tiny_data
 
@@ -26,7 +27,7 @@ def patch_images(n: int, seed: int):
     corners = rng.integers(0, SIDE - PATCH + 1, (n, 2))
     for i in np.flatnonzero(labels):
         r, c = corners[i]
-        images[i, r:r + PATCH, c:c + PATCH] = 250
+        images[i, r : r + PATCH, c : c + PATCH] = 250
     return np.round(images).astype(np.uint8), labels, corners
 
 
@@ -115,9 +116,20 @@ def specimen_model(tmp_path_factory):
 
 
 def explain_args(tmp, model_dir, params):
-    return ["explain", str(model_dir), "--data", str(tmp / "processed"), "--index", str(tmp / "clean/index.csv"),
-            "--classes", str(tmp / "interim/classes.json"), "--out", str(tmp / "explain/small_cnn"),
-            "--params", str(params)]
+    return [
+        "explain",
+        str(model_dir),
+        "--data",
+        str(tmp / "processed"),
+        "--index",
+        str(tmp / "clean/index.csv"),
+        "--classes",
+        str(tmp / "interim/classes.json"),
+        "--out",
+        str(tmp / "explain/small_cnn"),
+        "--params",
+        str(params),
+    ]
 
 
 def png(path):
@@ -136,8 +148,12 @@ def test_the_command_writes_three_figures_and_explain_json(specimen_model, tmp_p
     assert cli.main(explain_args(tmp, tmp / "models/small_cnn", tmp_path / "params.yaml")) == 0
     assert "Grad-CAM on" in capsys.readouterr().out
     out = tmp / "explain/small_cnn"
-    assert sorted(p.name for p in out.iterdir()) == ["activation_max.png", "explain.json", "feature_maps.png",
-                                                     "gradcam.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "activation_max.png",
+        "explain.json",
+        "feature_maps.png",
+        "gradcam.png",
+    ]
 
     width, height, spread = png(out / "gradcam.png")  # 5 images, 4 to a row: 2 rows of 8 panels
     assert width > 1000 and 1.5 < width / height < 5 and spread > 10

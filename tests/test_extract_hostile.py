@@ -3,6 +3,7 @@
 After every refusal: a one-line SpecimenError naming the entry, no output folder, and not one file
 or folder written anywhere under the test's temp folder.
 """
+
 import io
 import json
 import os
@@ -17,12 +18,14 @@ from pathlib import Path
 import pytest
 
 from specimen import SpecimenError
-from specimen.data.extract import CHUNK, _Budget, _copy_limited, _Source, extract
+from specimen.data.entries import CHUNK, Budget, Source, copy_limited
+from specimen.data.extract import extract
 
 TAR_MODES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.bz2": "w:bz2", ".tar.xz": "w:xz"}
 
 
 # -- building archives ---------------------------------------------------------------------------
+
 
 def zip_bytes(entries, method=zipfile.ZIP_DEFLATED) -> bytes:
     """entries: [(name or ZipInfo, bytes)]; a name ending in '/' is a folder."""
@@ -108,8 +111,19 @@ def extracted(tmp_path: Path, raw: Path, *limits):
 
 # -- names, links, devices -----------------------------------------------------------------------
 
-ESCAPES = ["../x", "a/../../x", "a/b/../../../../x", "..\\x", "a\\..\\..\\..\\x", "\\abs\\x", "C:\\x", "C:/x",
-           "C:x", "__MACOSX/../../x", "{tmp}/abs-escape"]
+ESCAPES = [
+    "../x",
+    "a/../../x",
+    "a/b/../../../../x",
+    "..\\x",
+    "a\\..\\..\\..\\x",
+    "\\abs\\x",
+    "C:\\x",
+    "C:/x",
+    "C:x",
+    "__MACOSX/../../x",
+    "{tmp}/abs-escape",
+]
 
 
 @pytest.mark.parametrize("name", ESCAPES)
@@ -122,17 +136,27 @@ def test_names_escaping_the_target_are_refused(tmp_path, fmt, name):
     refused(tmp_path, raw, 100, entry=name, match="outside the target folder")
 
 
-@pytest.mark.parametrize("mode, match", [(stat.S_IFLNK | 0o777, "symbolic links"),
-                                         (stat.S_IFCHR | 0o600, "device files"),
-                                         (stat.S_IFIFO | 0o600, "fifos")])
+@pytest.mark.parametrize(
+    "mode, match",
+    [(stat.S_IFLNK | 0o777, "symbolic links"), (stat.S_IFCHR | 0o600, "device files"), (stat.S_IFIFO | 0o600, "fifos")],
+)
 def test_zip_links_and_special_files_are_refused(tmp_path, mode, match):
-    raw = raw_with(tmp_path, "evil.zip", zip_bytes([("ok/a.txt", b"fine"), (zip_info("ok/link", mode), b"/etc/passwd")]))
+    raw = raw_with(
+        tmp_path, "evil.zip", zip_bytes([("ok/a.txt", b"fine"), (zip_info("ok/link", mode), b"/etc/passwd")])
+    )
     refused(tmp_path, raw, 100, entry="ok/link", match=match)
 
 
-@pytest.mark.parametrize("type_, match", [(tarfile.SYMTYPE, "links"), (tarfile.LNKTYPE, "links"),
-                                          (tarfile.CHRTYPE, "device files"), (tarfile.BLKTYPE, "device files"),
-                                          (tarfile.FIFOTYPE, "fifos")])
+@pytest.mark.parametrize(
+    "type_, match",
+    [
+        (tarfile.SYMTYPE, "links"),
+        (tarfile.LNKTYPE, "links"),
+        (tarfile.CHRTYPE, "device files"),
+        (tarfile.BLKTYPE, "device files"),
+        (tarfile.FIFOTYPE, "fifos"),
+    ],
+)
 def test_tar_links_devices_and_fifos_are_refused(tmp_path, type_, match):
     members = [("ok/a.txt", b"fine"), (tar_info("ok/special", type_, "ok/a.txt"), None)]
     raw = raw_with(tmp_path, "evil.tar.gz", tar_bytes(members, "w:gz"))
@@ -149,16 +173,25 @@ def test_duplicates_and_files_in_the_way_are_refused(tmp_path):
 @pytest.mark.parametrize("how", ["damaged header", "two archives joined"])
 def test_a_tar_that_would_lose_entries_silently_is_refused(tmp_path, how):
     good = tar_bytes([("a/b.txt", b"x" * 600), ("c/d.txt", b"y")])  # headers at 0 and 1536
-    data = good[:1536] + b"\xff" * 512 + good[2048:] if how == "damaged header" else good + tar_bytes([("e/f.txt", b"z")])
+    data = (
+        good[:1536] + b"\xff" * 512 + good[2048:] if how == "damaged header" else good + tar_bytes([("e/f.txt", b"z")])
+    )
     raw = raw_with(tmp_path, "broken.tar", data)
     refused(tmp_path, raw, 100, entry="a/b.txt" if how == "damaged header" else "c/d.txt", match="would be lost")
 
 
 # -- bombs ---------------------------------------------------------------------------------------
 
+
 def test_zip_bomb_refused_by_total_size_and_by_ratio(tmp_path):
     raw = raw_with(tmp_path, "bomb.zip", zip_bytes([("ok/a.txt", b"fine"), ("zeros.bin", bytes(20_000_000))]))
-    refused(tmp_path, raw, 5, entry="zeros.bin", match=r"extract\.max_total_mb \(5 MB\).*raise extract\.max_total_mb in params\.yaml")
+    refused(
+        tmp_path,
+        raw,
+        5,
+        entry="zeros.bin",
+        match=r"extract\.max_total_mb \(5 MB\).*raise extract\.max_total_mb in params\.yaml",
+    )
     refused(tmp_path, raw, 100, entry="zeros.bin", match=r"extract\.max_ratio \(200\)")
     result, files = extracted(tmp_path, raw, 100, 100_000)  # trusted: both limits raised
     assert result["files"] == 2 and len(files["zeros.bin"]) == 20_000_000
@@ -171,7 +204,9 @@ def test_small_very_compressible_files_do_not_trip_the_ratio(tmp_path):
 
 
 def test_tar_gz_bomb_refused_by_total_size_and_by_ratio(tmp_path):
-    raw = raw_with(tmp_path, "bomb.tar.gz", tar_bytes([("ok/a.txt", b"fine"), ("zeros.bin", bytes(12_000_000))], "w:gz"))
+    raw = raw_with(
+        tmp_path, "bomb.tar.gz", tar_bytes([("ok/a.txt", b"fine"), ("zeros.bin", bytes(12_000_000))], "w:gz")
+    )
     refused(tmp_path, raw, 5, entry="zeros.bin", match=r"extract\.max_total_mb")
     refused(tmp_path, raw, 100, entry="zeros.bin", match=r"the archive as a whole .* extract\.max_ratio")
 
@@ -188,8 +223,8 @@ def lie_about_size(data: bytes, declared: int) -> bytes:
     """Patch the uncompressed size in the local header and the central directory of a one-entry zip."""
     b = bytearray(data)
     local, central = b.index(b"PK\x03\x04"), b.index(b"PK\x01\x02")
-    b[local + 22:local + 26] = declared.to_bytes(4, "little")
-    b[central + 24:central + 28] = declared.to_bytes(4, "little")
+    b[local + 22 : local + 26] = declared.to_bytes(4, "little")
+    b[central + 24 : central + 28] = declared.to_bytes(4, "little")
     return bytes(b)
 
 
@@ -213,26 +248,27 @@ class Endless:
 
 
 def test_the_byte_counter_stops_a_stream_longer_than_declared():
-    source, out = _Source("liar.zip", 10**6, _Budget(10**9, 10**6, 10)), io.BytesIO()
+    source, out = Source("liar.zip", 10**6, Budget(10**9, 10**6, 10)), io.BytesIO()
     with pytest.raises(SpecimenError, match=r"'x.bin'.*more than the 1000 bytes its header declares"):
-        _copy_limited(Endless(), out, 1000, source, "x.bin")
+        copy_limited(Endless(), out, 1000, source, "x.bin")
     assert len(out.getvalue()) <= 1000
 
 
 def test_the_byte_counter_stops_at_the_total_limit_and_the_ratio_limit():
     out, stream = io.BytesIO(), Endless()
-    budget = _Budget(3 * CHUNK + 5, 10**6, 10)
+    budget = Budget(3 * CHUNK + 5, 10**6, 10)
     budget.bytes = 100  # spent on an earlier entry
     with pytest.raises(SpecimenError, match=r"'x.bin'.*extract\.max_total_mb"):
-        _copy_limited(stream, out, 10**12, _Source("bomb.tar.gz", 10**6, budget), "x.bin")
+        copy_limited(stream, out, 10**12, Source("bomb.tar.gz", 10**6, budget), "x.bin")
     assert budget.bytes <= budget.max_bytes and len(out.getvalue()) == budget.bytes - 100
     out, stream = io.BytesIO(), Endless()
     with pytest.raises(SpecimenError, match=r"'x.bin'.*extract\.max_ratio"):
-        _copy_limited(stream, out, 10**12, _Source("bomb.tar.gz", 10_000, _Budget(10**12, 200, 10)), "x.bin")
+        copy_limited(stream, out, 10**12, Source("bomb.tar.gz", 10_000, Budget(10**12, 200, 10)), "x.bin")
     assert len(out.getvalue()) <= 2 * CHUNK and stream.given < 4 * CHUNK
 
 
 # -- nested archives -----------------------------------------------------------------------------
+
 
 def test_zip_in_zip_is_extracted_once_in_place_of_the_inner_archive(tmp_path):
     inner = zip_bytes([("flowers/rose/a.png", b"rose"), ("flowers/tulip/b.png", b"tulip")])
@@ -240,8 +276,14 @@ def test_zip_in_zip_is_extracted_once_in_place_of_the_inner_archive(tmp_path):
     result, files = extracted(tmp_path, raw, 100)
     assert files == {"flowers/rose/a.png": b"rose", "flowers/tulip/b.png": b"tulip"}
     assert result == {"files": 2, "skipped": 0, "target": str(tmp_path / "work/extracted/ds")}
-    assert everything(tmp_path / "work/extracted") == {"ds", "ds/flowers", "ds/flowers/rose", "ds/flowers/tulip",
-                                                       "ds/flowers/rose/a.png", "ds/flowers/tulip/b.png"}
+    assert everything(tmp_path / "work/extracted") == {
+        "ds",
+        "ds/flowers",
+        "ds/flowers/rose",
+        "ds/flowers/tulip",
+        "ds/flowers/rose/a.png",
+        "ds/flowers/tulip/b.png",
+    }
 
 
 def test_zip_in_zip_in_zip_unpacks_one_level_only(tmp_path):
@@ -285,10 +327,22 @@ def test_a_hostile_inner_archive_is_refused_like_an_outer_one(tmp_path):
 
 # -- what is kept and skipped --------------------------------------------------------------------
 
+
 def test_macos_junk_and_dotfiles_are_skipped_windows_junk_kept(tmp_path):
-    entries = [("__MACOSX/", b""), ("__MACOSX/cls/._a.png", b"fork"), ("cls/._a.png", b"fork"), (".DS_Store", b"ds"),
-               ("cls/.DS_Store", b"ds"), (".git/", b""), (".git/config", b"[core]"), ("cls/a.png", b"a"),
-               ("cls/Thumbs.db", b"t"), ("cls/desktop.ini", b"d"), ("other\\b.png", b"b"), ("cls/empty/", b"")]
+    entries = [
+        ("__MACOSX/", b""),
+        ("__MACOSX/cls/._a.png", b"fork"),
+        ("cls/._a.png", b"fork"),
+        (".DS_Store", b"ds"),
+        ("cls/.DS_Store", b"ds"),
+        (".git/", b""),
+        (".git/config", b"[core]"),
+        ("cls/a.png", b"a"),
+        ("cls/Thumbs.db", b"t"),
+        ("cls/desktop.ini", b"d"),
+        ("other\\b.png", b"b"),
+        ("cls/empty/", b""),
+    ]
     raw = raw_with(tmp_path, "mac.zip", zip_bytes(entries))
     result, files = extracted(tmp_path, raw, 100)
     assert files == {"cls/a.png": b"a", "cls/Thumbs.db": b"t", "cls/desktop.ini": b"d", "other/b.png": b"b"}
@@ -298,8 +352,14 @@ def test_macos_junk_and_dotfiles_are_skipped_windows_junk_kept(tmp_path):
 
 @pytest.mark.parametrize("suffix", list(TAR_MODES))
 def test_tar_happy_path(tmp_path, suffix):
-    members = [(tar_info("./", tarfile.DIRTYPE), None), (tar_info("./cls", tarfile.DIRTYPE), None),
-               ("./cls/a.png", b"a" * 5000), ("./cls/._a.png", b"fork"), ("./.DS_Store", b"ds"), ("dog/b.png", b"b")]
+    members = [
+        (tar_info("./", tarfile.DIRTYPE), None),
+        (tar_info("./cls", tarfile.DIRTYPE), None),
+        ("./cls/a.png", b"a" * 5000),
+        ("./cls/._a.png", b"fork"),
+        ("./.DS_Store", b"ds"),
+        ("dog/b.png", b"b"),
+    ]
     raw = raw_with(tmp_path, f"data{suffix}", tar_bytes(members, TAR_MODES[suffix]))
     result, files = extracted(tmp_path, raw, 100)
     assert files == {"cls/a.png": b"a" * 5000, "dog/b.png": b"b"}

@@ -3,6 +3,7 @@ scheduler kills a job (its whole process group), runs again to the very bytes of
 run and leaves nothing behind; a disk that fills up while shards are written is a one-line error
 with nothing half-written. (Training killed after an epoch resumes at the next one:
 tests/test_training.py::test_a_sigkilled_training_resumes_after_its_last_finished_epoch.)"""
+
 import os
 import random
 import re
@@ -37,7 +38,9 @@ def kill_when(cmd, project: Path, ready, env=None, timeout=180) -> int:
         proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     end = time.monotonic() + timeout
     while not ready():
-        assert proc.poll() is None, f"it ended before it could be killed:\n{(project / 'killed.log').read_text()[-2000:]}"
+        assert proc.poll() is None, (
+            f"it ended before it could be killed:\n{(project / 'killed.log').read_text()[-2000:]}"
+        )
         assert time.monotonic() < end, "not ready in time"
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -47,8 +50,13 @@ def kill_when(cmd, project: Path, ready, env=None, timeout=180) -> int:
 
 def data_project(path: Path) -> Path:
     """A project folder whose params.yaml makes small shards and a slow enough embedding to kill."""
-    params_with(path, lambda p: (p["preprocess"].update(shard_size=64),
-                                 p["embed"].update(extractor="mobilenetv2", weights="none", input_size=[96, 96], batch_size=32)))
+    params_with(
+        path,
+        lambda p: (
+            p["preprocess"].update(shard_size=64),
+            p["embed"].update(extractor="mobilenetv2", weights="none", input_size=[96, 96], batch_size=32),
+        ),
+    )
     return path
 
 
@@ -119,14 +127,24 @@ def test_a_disk_that_fills_up_while_shards_are_written_is_one_line_and_keeps_not
     p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
     disk = p / "small-disk"
     disk.mkdir()
-    script = ('mount -t tmpfs -o size=1m specimen-full "$1" || exit 99; '
-              f'"{BIN / "specimen"}" preprocess data/interim/manifest.csv data/extracted "$1/processed"; '
-              'echo "exit=$?"; echo "left:"; ls -A "$1"')
-    proc = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", str(disk)],
-                          cwd=p, capture_output=True, text=True, timeout=300)
+    script = (
+        'mount -t tmpfs -o size=1m specimen-full "$1" || exit 99; '
+        f'"{BIN / "specimen"}" preprocess data/interim/manifest.csv data/extracted "$1/processed"; '
+        'echo "exit=$?"; echo "left:"; ls -A "$1"'
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", str(disk)],
+        cwd=p,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "exit=2" in proc.stdout, proc.stdout + proc.stderr
     assert proc.stdout.split("left:")[1].split() == []  # no processed/, no temporary folder: nothing half-written
     said = [line for line in proc.stderr.splitlines() if line.startswith("specimen preprocess:")]
     assert "Traceback" not in proc.stderr and len(said) == 1, proc.stderr[-3000:]
-    assert re.fullmatch(r"specimen preprocess: error: no space left on device writing \S*small-disk/processed: "
-                        r"nothing was kept; free some space \(or move the project to a larger disk\) and run it again", said[0])
+    assert re.fullmatch(
+        r"specimen preprocess: error: no space left on device writing \S*small-disk/processed: "
+        r"nothing was kept; free some space \(or move the project to a larger disk\) and run it again",
+        said[0],
+    )

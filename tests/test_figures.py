@@ -1,5 +1,6 @@
 """The report's figures stay readable at many classes: labels that do not overlap, a size that
 grows with the classes but stays bounded, cells that carry the counts when there is room."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,7 +46,10 @@ def test_the_confusion_matrix_is_readable_at_n_classes(tmp_path, n, normalized):
     cells = [t for t in ax.texts]
     assert len(cells) == (np.count_nonzero(_matrix(n)) if n <= figures.ANNOTATE_UP_TO else 0)
     figures.save(fig, tmp_path / "confusion.png")
-    assert png_title(tmp_path / "confusion.png") == f"Confusion matrix, {'normalised by true class (recall on the diagonal)' if normalized else 'counts'} (test, n={_matrix(n).sum()})"
+    assert (
+        png_title(tmp_path / "confusion.png")
+        == f"Confusion matrix, {'normalised by true class (recall on the diagonal)' if normalized else 'counts'} (test, n={_matrix(n).sum()})"
+    )
 
 
 def test_normalised_rows_are_recall():
@@ -73,9 +77,16 @@ def test_f1_bars_are_sorted_worst_first_and_readable(n):
 
 
 def test_the_curves_mark_where_fine_tuning_took_over():
-    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "phase": ["head"] * 2 + ["fine_tune"] * 3,
-                            "accuracy": [.5, .6, .7, .8, .9], "val_accuracy": [.4, .5, .6, .7, .8],
-                            "loss": [1, .8, .6, .4, .2], "val_loss": [1.1, .9, .7, .5, .3]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4, 5],
+            "phase": ["head"] * 2 + ["fine_tune"] * 3,
+            "accuracy": [0.5, 0.6, 0.7, 0.8, 0.9],
+            "val_accuracy": [0.4, 0.5, 0.6, 0.7, 0.8],
+            "loss": [1, 0.8, 0.6, 0.4, 0.2],
+            "val_loss": [1.1, 0.9, 0.7, 0.5, 0.3],
+        }
+    )
     fig = figures.curves(history)
     for ax in fig.axes:
         assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.5]

@@ -1,5 +1,6 @@
 """ingest on small generated replicas of the datasets people bring: class folders, split folders
 with a Kaggle CSV, JSON-lines files, a CSV with two label columns; and the presets that name them."""
+
 import json
 import math
 import re
@@ -9,8 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from specimen import SpecimenError
-from specimen import cli
+from specimen import SpecimenError, cli
 from specimen.data.ingest import ingest
 from specimen.params import load
 
@@ -44,6 +44,7 @@ def accounted(m: pd.DataFrame, tmp_path: Path, listed_missing: int) -> bool:
 
 
 # -- replicas ------------------------------------------------------------------------------------
+
 
 def oxford_flowers(tmp_path: Path, per_class=5) -> Path:
     root = tmp_path / "extracted/17flowers"
@@ -80,8 +81,17 @@ def indo_fashion(tmp_path: Path, per_split=(6, 2, 2)) -> Path:
             for _ in range(count):
                 rel = f"images/{split}/{n}.jpeg"
                 image(root / rel, seed=c)
-                lines.append(json.dumps({"image_url": f"https://example.org/{n}.jpg", "image_path": rel,
-                                         "brand": "Brand, Inc.", "product_title": "a garment", "class_label": cls}))
+                lines.append(
+                    json.dumps(
+                        {
+                            "image_url": f"https://example.org/{n}.jpg",
+                            "image_path": rel,
+                            "brand": "Brand, Inc.",
+                            "product_title": "a garment",
+                            "class_label": cls,
+                        }
+                    )
+                )
                 n += 1
         (root / f"{split}_data.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
@@ -137,13 +147,16 @@ def eol_families(tmp_path: Path, classes=12) -> Path:
 
 # -- class folders (Oxford 17, Animals-10, iNat, EOL) -------------------------------------------
 
+
 def test_oxford_flowers_class_folders_get_a_stratified_split(tmp_path):
     oxford_flowers(tmp_path)
     m = run(tmp_path)
     assert (m.status == "ok").sum() == 15 and accounted(m, tmp_path, 0)
     counts = m.groupby("label").split.value_counts().unstack()
     assert counts.loc[:, ["train", "valid", "test"]].values.tolist() == [[3, 1, 1]] * 3
-    assert json.loads((tmp_path / "out/classes.json").read_text()) == {"classes": ["bluebell", "buttercup", "colts foot"]}
+    assert json.loads((tmp_path / "out/classes.json").read_text()) == {
+        "classes": ["bluebell", "buttercup", "colts foot"]
+    }
 
 
 def test_animals10_class_folders_below_raw_img_with_a_script_beside_them(tmp_path):
@@ -170,7 +183,7 @@ def test_inat_large_jpegs_and_eol_many_small_classes(tmp_path):
 
 def test_max_pixels_rejects_bombs_and_pillow_bomb_errors_do_not_crash(tmp_path):
     root = oxford_flowers(tmp_path, per_class=3)
-    image(root / "bluebell/big.png", size=(50, 40))   # 2,000 pixels: our own check
+    image(root / "bluebell/big.png", size=(50, 40))  # 2,000 pixels: our own check
     image(root / "bluebell/huge.png", size=(100, 100))  # 10,000 > twice the limit: Pillow's error
     before = Image.MAX_IMAGE_PIXELS
     m = run(tmp_path, max_pixels=1000)
@@ -181,6 +194,7 @@ def test_max_pixels_rejects_bombs_and_pillow_bomb_errors_do_not_crash(tmp_path):
 
 
 # -- Kaggle CSV beside split folders (yikes spiders) ---------------------------------------------
+
 
 def test_spiders_csv_keeps_its_splits_and_labels_with_spaces(tmp_path):
     yikes_spiders(tmp_path)
@@ -199,13 +213,16 @@ def test_spiders_csv_faults_are_rejected_rows_with_reasons(tmp_path):
     image(root / "train/Black Widow/unlisted.jpg")
     image(root / "train/Blue Tarantula/holdout.jpg")
     table = pd.read_csv(root / "spiders.csv", dtype=str)
-    extra = pd.DataFrame([
-        ["0", "train/Black Widow/404.jpg", "Black Widow", "train"],         # listed, missing
-        ["0", "../outside.jpg", "Black Widow", "train"],                     # leaves the root
-        ["1", "train/Blue Tarantula/holdout.jpg", "Blue Tarantula", "holdout"],  # unknown split
-        ["0", "train/Black Widow/001.jpg", "Black Widow", "train"],          # listed twice, same label
-        ["2", "train/Blue Tarantula/001.jpg", "Peacock Spider", "train"],    # listed twice, other label
-    ], columns=table.columns)
+    extra = pd.DataFrame(
+        [
+            ["0", "train/Black Widow/404.jpg", "Black Widow", "train"],  # listed, missing
+            ["0", "../outside.jpg", "Black Widow", "train"],  # leaves the root
+            ["1", "train/Blue Tarantula/holdout.jpg", "Blue Tarantula", "holdout"],  # unknown split
+            ["0", "train/Black Widow/001.jpg", "Black Widow", "train"],  # listed twice, same label
+            ["2", "train/Blue Tarantula/001.jpg", "Peacock Spider", "train"],  # listed twice, other label
+        ],
+        columns=table.columns,
+    )
     pd.concat([table, extra]).to_csv(root / "spiders.csv", index=False)
     m = run(tmp_path).set_index("id")
     r = m.reason
@@ -213,8 +230,14 @@ def test_spiders_csv_faults_are_rejected_rows_with_reasons(tmp_path):
     assert r["train/Black Widow/404.jpg"] == "listed in spiders.csv but missing"
     assert r["../outside.jpg"] == "listed in spiders.csv with a path that leaves the dataset root"
     assert r["train/Blue Tarantula/holdout.jpg"].startswith("unknown split 'holdout' in column 'data set'")
-    assert (m.status["train/Black Widow/001.jpg"], r["train/Black Widow/001.jpg"]) == ("ok", "listed twice in spiders.csv")
-    assert (m.status["train/Blue Tarantula/001.jpg"], r["train/Blue Tarantula/001.jpg"]) == ("rejected", "listed twice with different labels")
+    assert (m.status["train/Black Widow/001.jpg"], r["train/Black Widow/001.jpg"]) == (
+        "ok",
+        "listed twice in spiders.csv",
+    )
+    assert (m.status["train/Blue Tarantula/001.jpg"], r["train/Blue Tarantula/001.jpg"]) == (
+        "rejected",
+        "listed twice with different labels",
+    )
     written = pd.read_csv(tmp_path / "out/manifest.csv", dtype=str, keep_default_na=False).set_index("id")
     assert written.path["train/Black Widow/404.jpg"] == "" and written.bytes["train/Black Widow/404.jpg"] == ""
     assert (m.status == "ok").sum() == 35
@@ -247,6 +270,7 @@ def test_merge_train_valid_resplits_train_and_valid_and_keeps_test(tmp_path):
 
 # -- JSON lines (Indo Fashion) -------------------------------------------------------------------
 
+
 def test_indo_fashion_json_lines_split_from_the_file_names(tmp_path):
     root = indo_fashion(tmp_path)
     image(root / "images/train/stray.jpeg")
@@ -261,6 +285,7 @@ def test_indo_fashion_json_lines_split_from_the_file_names(tmp_path):
 
 
 # -- a CSV with two label columns (living things) ------------------------------------------------
+
 
 def test_living_things_two_label_columns_is_a_clear_error(tmp_path):
     living_things(tmp_path)
@@ -296,15 +321,20 @@ def test_manifest_is_byte_identical_across_runs_and_listing_orders(tmp_path):
     assert one == (tmp_path / "a/two/manifest.csv").read_bytes()
     a = pd.read_csv(tmp_path / "a/one/manifest.csv", dtype=str, keep_default_na=False)
     b = pd.read_csv(tmp_path / "b/one/manifest.csv", dtype=str, keep_default_na=False)
-    assert a.drop(columns=["sha256", "bytes"]).equals(b.drop(columns=["sha256", "bytes"]))  # CSV bytes differ, splits do not
+    assert a.drop(columns=["sha256", "bytes"]).equals(
+        b.drop(columns=["sha256", "bytes"])
+    )  # CSV bytes differ, splits do not
 
 
 # -- detection and params errors -----------------------------------------------------------------
 
+
 def test_two_csvs_at_the_root_is_a_clear_error_naming_them(tmp_path):
     root = yikes_spiders(tmp_path, per_split=(2, 1, 1))
     (root / "copy.csv").write_bytes((root / "spiders.csv").read_bytes())
-    with pytest.raises(SpecimenError, match=r"several possible labels files \(copy.csv, spiders.csv\): set dataset.labels_file"):
+    with pytest.raises(
+        SpecimenError, match=r"several possible labels files \(copy.csv, spiders.csv\): set dataset.labels_file"
+    ):
         run(tmp_path)
     m = run(tmp_path, labels_file="spiders.csv")
     assert reasons(m)["copy.csv"] == "not listed in spiders.csv"
@@ -317,12 +347,17 @@ def test_metadata_csv_without_a_path_column_leaves_class_folders_alone(tmp_path)
     assert (m.status == "ok").sum() == 9 and reasons(m)["counts.csv"] == "not in a <class>/ folder"
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"labels_file": "nope/*.csv"}, "dataset.labels_file: 'nope/*.csv' matches no file"),
-    ({"labels_file": "../x.csv"}, "must be a path inside the dataset root"),
-    ({"labels_file": "spiders.csv", "columns": {"label": "species name"}},
-     "dataset.columns.label: 'species name' is not a column of spiders.csv"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"labels_file": "nope/*.csv"}, "dataset.labels_file: 'nope/*.csv' matches no file"),
+        ({"labels_file": "../x.csv"}, "must be a path inside the dataset root"),
+        (
+            {"labels_file": "spiders.csv", "columns": {"label": "species name"}},
+            "dataset.columns.label: 'species name' is not a column of spiders.csv",
+        ),
+    ],
+)
 def test_params_that_do_not_fit_the_dataset_are_one_line_errors(tmp_path, kw, message):
     yikes_spiders(tmp_path, per_split=(2, 1, 1))
     with pytest.raises(SpecimenError, match=re.escape(message)):
@@ -331,9 +366,15 @@ def test_params_that_do_not_fit_the_dataset_are_one_line_errors(tmp_path, kw, me
 
 # -- presets -------------------------------------------------------------------------------------
 
-PRESETS = {"oxford17-flowers": oxford_flowers, "yikes-spiders": yikes_spiders, "indo-fashion": indo_fashion,
-           "living-things": living_things, "animals10": animals10, "inat-subset": inat_subset,
-           "eol-families": eol_families}
+PRESETS = {
+    "oxford17-flowers": oxford_flowers,
+    "yikes-spiders": yikes_spiders,
+    "indo-fashion": indo_fashion,
+    "living-things": living_things,
+    "animals10": animals10,
+    "inat-subset": inat_subset,
+    "eol-families": eol_families,
+}
 
 
 def test_every_preset_is_listed_here():
@@ -354,7 +395,12 @@ def test_preset_validates_and_ingests_its_replica_through_the_cli(tmp_path, name
     counts = m.status.value_counts()
     summary = re.search(r"(\d+) files: (\d+) images in (\d+) classes, (\d+) rejected(?:, (\d+) labels files?)?", out)
     assert summary, out
-    assert [int(g or 0) for g in summary.groups()] == [len(m), len(ok), ok.label.nunique(), counts.get("rejected", 0),
-                                                       counts.get("labels", 0)]
+    assert [int(g or 0) for g in summary.groups()] == [
+        len(m),
+        len(ok),
+        ok.label.nunique(),
+        counts.get("rejected", 0),
+        counts.get("labels", 0),
+    ]
     assert len(ok) > 0 and set(ok.split) == {"train", "valid", "test"}
     assert (m.status == "labels").any() == bool(p["dataset"]["labels_file"] or any(p["dataset"]["columns"].values()))

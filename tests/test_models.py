@@ -1,4 +1,5 @@
 """The model zoo: every name builds (random weights, small input), trains a step and saves."""
+
 import numpy as np
 import pytest
 
@@ -10,11 +11,24 @@ from specimen.train.models import MODELS, backbone, build, load
 # family differ from it only in width and depth (the same keras.applications module, preprocessing
 # and head), so they are built, not trained. Every other keras.applications name goes through the
 # same code (tests/test_embed.py checks that each exists in keras.applications).
-ZOO = ["small_cnn", "vgg16", "vgg19", "resnet50", "resnet50v2", "xception", "mobilenetv2",
-       "efficientnetb0", "efficientnetv2s", "convnext_tiny"]
+ZOO = [
+    "small_cnn",
+    "vgg16",
+    "vgg19",
+    "resnet50",
+    "resnet50v2",
+    "xception",
+    "mobilenetv2",
+    "efficientnetb0",
+    "efficientnetv2s",
+    "convnext_tiny",
+]
 SIZES = [*[f"efficientnetb{i}" for i in range(1, 8)], "efficientnetv2m"]
-PARAMS = {"weights": "none", "head": {"dropout": 0.2, "l2": 1e-4, "batch_norm": True},
-          "augment": {"flip": "horizontal", "rotation": 10, "zoom": 0.1}}
+PARAMS = {
+    "weights": "none",
+    "head": {"dropout": 0.2, "l2": 1e-4, "batch_norm": True},
+    "augment": {"flip": "horizontal", "rotation": 10, "zoom": 0.1},
+}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -48,7 +62,9 @@ def test_every_other_size_of_a_family_builds_with_its_head(name):
 def test_a_pretrained_backbone_starts_frozen_and_one_from_scratch_trains_whole(tmp_path):
     import keras
 
-    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(tmp_path / "w.weights.h5")
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
+        tmp_path / "w.weights.h5"
+    )
     PARAMS_FILE = {**PARAMS, "weights": str(tmp_path / "w.weights.h5")}  # pretrained-like: frozen by default
     frozen = build("mobilenetv2", (32, 32, 3), 4, PARAMS_FILE, seed=0)
     head_only = {w.path for w in frozen.trainable_weights}

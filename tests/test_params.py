@@ -1,6 +1,7 @@
 """Every key of params.yaml, given a value its schema refuses, fails in one line that names the key
 (dotted, as written in params.yaml) and what it accepts. The cases come from the schema itself, so a
 key added later is covered without a new test."""
+
 import copy
 import re
 
@@ -30,8 +31,10 @@ def violation(sub: dict):
         return {"not": "accepted"}, ["expected"]
     types = sub.get("type")
     if types == "object" and sub.get("additionalProperties") is False:
-        return {**{k: v.get("default") for k, v in sub.get("properties", {}).items()}, "bogus": 1}, \
-            ["unknown key 'bogus'", *sub.get("properties", {})]
+        return {**{k: v.get("default") for k, v in sub.get("properties", {}).items()}, "bogus": 1}, [
+            "unknown key 'bogus'",
+            *sub.get("properties", {}),
+        ]
     if types == "integer" and "minimum" in sub:
         return sub["minimum"] - 1, [str(sub["minimum"])]
     if types == "number" and "exclusiveMinimum" in sub:
@@ -50,7 +53,9 @@ CASES = [(".".join(path), *v) for path, sub in keys(SCHEMA) if (v := violation(s
 
 def test_the_cases_cover_the_schema():
     assert len(CASES) > 60
-    assert {"seed", "image.resize", "train.fine_tune.unfrozen_layers", "clean.quality.dark.action"} <= {c[0] for c in CASES}
+    assert {"seed", "image.resize", "train.fine_tune.unfrozen_layers", "clean.quality.dark.action"} <= {
+        c[0] for c in CASES
+    }
 
 
 @pytest.mark.parametrize("key, value, words", CASES, ids=[c[0] for c in CASES])

@@ -5,6 +5,7 @@ byte-identical data artefacts, each tool must then see the other's work as up to
 change to train.* must re-run only train, evaluate, explain and report. The optional tune stage runs only
 when asked for, and `dvc exp run -S` sweeps (in the workspace and queued) re-run only what they touch.
 """
+
 import json
 import re
 import shutil
@@ -29,8 +30,11 @@ DATA_STAGES = {"download", "extract", "ingest", "preprocess", "embed", "clean", 
 
 def data_files(project: Path) -> dict:
     """Every file under data/, less Snakemake's empty completion markers (which .dvcignore hides)."""
-    return {p.relative_to(project).as_posix(): p.read_bytes()
-            for p in sorted((project / "data").rglob("*")) if p.is_file() and p.name != ".snakemake_timestamp"}
+    return {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in sorted((project / "data").rglob("*"))
+        if p.is_file() and p.name != ".snakemake_timestamp"
+    }
 
 
 def dvc_would_run(project: Path) -> set:
@@ -84,16 +88,30 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     assert len(predictions) == n_test and wrong == n_test - np.trace(matrix.to_numpy())
     calibration = pd.read_csv(out / "calibration.csv")
     assert len(calibration) == 10 and calibration["count"].sum() == n_test
-    assert {f: png_title(out / f) for f in ("confusion_matrix.png", "confusion_matrix_normalized.png", "f1_per_class.png",
-                                            "curves.png", "mistakes.png", "predictions.png", "calibration.png")} == {
+    assert {
+        f: png_title(out / f)
+        for f in (
+            "confusion_matrix.png",
+            "confusion_matrix_normalized.png",
+            "f1_per_class.png",
+            "curves.png",
+            "mistakes.png",
+            "predictions.png",
+            "calibration.png",
+        )
+    } == {
         "confusion_matrix.png": f"Confusion matrix, counts (test, n={n_test})",
         "confusion_matrix_normalized.png": f"Confusion matrix, normalised by true class (recall on the diagonal) (test, n={n_test})",
         "f1_per_class.png": "F1 per class, worst first",
         "curves.png": f"Accuracy and loss per epoch, {len(pd.read_csv(p / 'results/models/small_cnn/history.csv'))} epochs",
         "mistakes.png": f"The {min(16, wrong)} most confident mistakes of {wrong} (predicted, confidence; true)",
         "predictions.png": f"{min(24, n_test)} test images: predicted / true (red: wrong)",
-        "calibration.png": f"Reliability diagram (expected calibration error {metrics['expected_calibration_error']:.3f})"}
-    assert png_title(p / "results/report/comparison.png") == "Test split: trained models and baselines | Accuracy against train time"
+        "calibration.png": f"Reliability diagram (expected calibration error {metrics['expected_calibration_error']:.3f})",
+    }
+    assert (
+        png_title(p / "results/report/comparison.png")
+        == "Test split: trained models and baselines | Accuracy against train time"
+    )
     assert len(list((p / "data/processed/shards").iterdir())) == -(-len(manifest) // 1024)  # a shard per 1024 rows
     assert {x.name for x in (p / "logs/benchmarks").iterdir()} >= {"clean.tsv", "download.tsv", "train", "evaluate"}
     truth = json.loads((p / "data/raw/demo.truth.json").read_text())
@@ -104,12 +122,16 @@ def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], snakemade).stdout
     # the whole repository: only the optional stages (tune/dvc.yaml, autoencoder/dvc.yaml), which results/all does not run
     assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {
-        "tune/dvc.yaml:tune@small_cnn", "autoencoder/dvc.yaml:autoencoder"}
+        "tune/dvc.yaml:tune@small_cnn",
+        "autoencoder/dvc.yaml:autoencoder",
+    }
     assert not (snakemade / "results/tune").exists()
     assert (snakemade / "dvc.lock").is_file()
     # the optional autoencoder never ran, and `dvc metrics show` does not warn of its metrics.json
     shown = run(["dvc", "metrics", "show"], snakemade)
-    assert "failed to load" not in shown.stdout + shown.stderr and "results/reports/small_cnn/metrics.json" in shown.stdout
+    assert (
+        "failed to load" not in shown.stdout + shown.stderr and "results/reports/small_cnn/metrics.json" in shown.stdout
+    )
     assert planned_jobs(snakemade) == set()
     assert dvc_would_run(snakemade) == set()
 
@@ -117,8 +139,20 @@ def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
 def chromium(*args) -> subprocess.CompletedProcess:
     """Debian's chromium, headless (as root it needs --no-sandbox), with time for the page's scripts."""
     assert shutil.which("chromium"), "the report test needs Debian's chromium: apt-get install chromium"
-    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--virtual-time-budget=20000", *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--virtual-time-budget=20000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 # Clicks a link of the report as a reader would, and keeps the text the page then shows.
@@ -147,18 +181,37 @@ def test_the_html_report_renders_every_section_in_chromium(snakemade, tmp_path):
     of the front page is not blank."""
     run(["snakemake", "--report", "results/report.html"], snakemade, timeout=600)
     html = (snakemade / "results/report.html").read_text()
-    expected = {"Models": ["small_cnn", "confusion matrix", "confusion matrix, normalised", "F1 per class", "training curves",
-                           "confident mistakes", "predictions", "calibration", "metrics", "classification report",
-                           "Grad-CAM", "feature maps", "activation maximisation"],
-                "Comparison": ["models and baselines", "baselines"],
-                "Data": ["images per class", "removed images", "removed: duplicate", "removed: outlier"],
-                "Workflow": ["cross-split leaks (clean)"]}  # workflow/report/workflow.rst
+    expected = {
+        "Models": [
+            "small_cnn",
+            "confusion matrix",
+            "confusion matrix, normalised",
+            "F1 per class",
+            "training curves",
+            "confident mistakes",
+            "predictions",
+            "calibration",
+            "metrics",
+            "classification report",
+            "Grad-CAM",
+            "feature maps",
+            "activation maximisation",
+        ],
+        "Comparison": ["models and baselines", "baselines"],
+        "Data": ["images per class", "removed images", "removed: duplicate", "removed: outlier"],
+        "Workflow": ["cross-split leaks (clean)"],
+    }  # workflow/report/workflow.rst
     for section, labels in expected.items():
         seen = report_section(html, section, tmp_path)
         for label in labels:
             assert label in seen, f"{section}: {label} not shown"
     shot = tmp_path / "report.png"
-    assert chromium(f"--screenshot={shot}", "--window-size=1400,1000", (snakemade / "results/report.html").as_uri()).returncode == 0
+    assert (
+        chromium(
+            f"--screenshot={shot}", "--window-size=1400,1000", (snakemade / "results/report.html").as_uri()
+        ).returncode
+        == 0
+    )
     with Image.open(shot) as im:
         grey = np.asarray(im.convert("L"))
     assert grey.shape == (1000, 1400) and grey.std() > 10  # drawn, not a blank page
@@ -171,7 +224,10 @@ def test_the_tune_stage_runs_when_asked_for_and_dvc_records_it(snakemade):
     run(["snakemake", "--cores", "2", target], snakemade, timeout=600)
     trials = pd.read_csv(snakemade / "results/tune/small_cnn/trials.csv")
     assert len(trials) == 2 and set(trials.status) == {"COMPLETED"}
-    assert set(yaml.safe_load((snakemade / target).read_text())) == {"learning_rate", "small_cnn"}  # small_cnn: its dense units and dropout
+    assert set(yaml.safe_load((snakemade / target).read_text())) == {
+        "learning_rate",
+        "small_cnn",
+    }  # small_cnn: its dense units and dropout
     assert not (snakemade / "logs/tune/small_cnn").exists()  # the search's state, once the outputs are written
     # Snakemake's dvc-commit recorded it in tune/dvc.lock: DVC has nothing of it to run
     assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {"autoencoder/dvc.yaml:autoencoder"}
@@ -185,7 +241,12 @@ def test_changing_train_epochs_reruns_only_train_evaluate_explain_report(snakema
     assert planned_jobs(snakemade) == {"train", "evaluate", "explain", "report"}
     # DVC decides as it goes (a dry run only lists the stage whose params changed): run it.
     out = run(["dvc", "repro"], snakemade, timeout=600).stdout
-    assert set(re.findall(r"Running stage '([^']+)'", out)) == {"train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "report"}
+    assert set(re.findall(r"Running stage '([^']+)'", out)) == {
+        "train@small_cnn",
+        "evaluate@small_cnn",
+        "explain@small_cnn",
+        "report",
+    }
     assert set(re.findall(r"Stage '([^']+)' didn't change, skipping", out)) == DATA_STAGES | {"baselines"}
     assert len(pd.read_csv(snakemade / "results/models/small_cnn/history.csv")) <= 4
     # Snakemake's own records still hold the epochs of its last run of what DVC rebuilt, so it would
@@ -196,7 +257,8 @@ def test_changing_train_epochs_reruns_only_train_evaluate_explain_report(snakema
 
 
 def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back_byte_identical(
-        snakemade, tmp_path, isolated_home):
+    snakemade, tmp_path, isolated_home
+):
     """`dvc push` to the remote named in .dvc/config (a local folder, as a shared drive would be), and
     to an SSH remote on a real sshd; a teammate's fresh clone pulls from each and gets every
     artefact of the main DAG, byte for byte, and `dvc status dvc.yaml` is clean there. With
@@ -233,7 +295,9 @@ def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back
     clone = tmp_path / "models-only"
     run(["git", "clone", "-q", str(p), str(clone)], tmp_path)
     run(["specimen", "pull", "train@small_cnn"], clone, timeout=600)
-    assert (clone / "results/models/small_cnn/model.keras").read_bytes() == built["results/models/small_cnn/model.keras"]
+    assert (clone / "results/models/small_cnn/model.keras").read_bytes() == built[
+        "results/models/small_cnn/model.keras"
+    ]
     assert not (clone / "results/reports").exists()
     assert planned_jobs(clone) == {"evaluate", "explain", "baselines", "report"}
     with sshd(tmp_path / "sshd", isolated_home) as server:
@@ -288,18 +352,29 @@ def experiments(project: Path) -> dict:
         for exp in baseline.get("experiments") or []:
             for rev in exp["revs"]:
                 data = rev["data"]
-                found[rev["name"]] = (data["params"]["params.yaml"]["data"]["train"]["epochs"],
-                                      data["metrics"]["results/reports/small_cnn/metrics.json"]["data"])
+                found[rev["name"]] = (
+                    data["params"]["params.yaml"]["data"]["train"]["epochs"],
+                    data["metrics"]["results/reports/small_cnn/metrics.json"]["data"],
+                )
     return found
 
 
 def reran(log: str) -> tuple:
-    return (set(re.findall(r"Running stage '([^']+)'", log)),
-            set(re.findall(r"Stage '([^']+)' didn't change, skipping", log)))
+    return (
+        set(re.findall(r"Running stage '([^']+)'", log)),
+        set(re.findall(r"Stage '([^']+)' didn't change, skipping", log)),
+    )
 
 
-METRICS = {"accuracy", "macro_f1", "weighted_f1", "top_3_accuracy", "top_5_accuracy", "expected_calibration_error",
-           "test_images"}
+METRICS = {
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "top_3_accuracy",
+    "top_5_accuracy",
+    "expected_calibration_error",
+    "test_images",
+}
 
 
 def check_dvc_metrics_and_plots(p: Path, committed: dict):
@@ -308,7 +383,9 @@ def check_dvc_metrics_and_plots(p: Path, committed: dict):
     now = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], p).stdout)
     assert shown[""]["data"]["results/reports/small_cnn/metrics.json"]["data"] == now
-    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], p).stdout)["results/reports/small_cnn/metrics.json"]
+    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], p).stdout)[
+        "results/reports/small_cnn/metrics.json"
+    ]
     assert set(diff) == METRICS
     assert all(diff[k]["old"] == committed[k] and diff[k]["new"] == now[k] for k in METRICS)
 

@@ -1,6 +1,7 @@
 """predict on real files: the pixels a trained model sees are the pixels preprocess stored (pad,
 crop, stretch; rgb, grey), the CSV's shape and order, error rows for files that are not images,
 and the command's one-line errors."""
+
 import json
 import shutil
 import sys
@@ -12,9 +13,9 @@ import pytest
 from PIL import Image
 
 from specimen import SpecimenError
-from specimen.train.models import build, lambda_layers, load
-from specimen.tools.predict import predict
 from specimen.data.preprocess import preprocess
+from specimen.tools.predict import predict
+from specimen.train.models import build, lambda_layers, load
 from tests.conftest import run
 from tests.test_cli import params_with
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
@@ -97,8 +98,10 @@ def test_csv_has_k_ranked_columns_capped_at_the_number_of_classes(tiny, tmp_path
     assert (frame.prob_1 >= frame.prob_2).all() and (frame.label_1 != frame.label_2).all()
     assert (frame.prob_1 + frame.prob_2 <= 1 + 2e-6).all() and (frame[["prob_1", "prob_2"]] >= 0).all().all()
     assert frame.equals(capped) and frame.label_1.tolist() == one.label_1.tolist()
-    assert (tmp_path / "five.csv").read_bytes() == (predict(model_dir, tiny / "extracted", 5, tmp_path / "again.csv"),
-                                                    (tmp_path / "again.csv").read_bytes())[1]
+    assert (tmp_path / "five.csv").read_bytes() == (
+        predict(model_dir, tiny / "extracted", 5, tmp_path / "again.csv"),
+        (tmp_path / "again.csv").read_bytes(),
+    )[1]
     by_name = predict("small_cnn", tiny / "extracted/shapes/disc/disc_00.png", models_root=tiny / "models")
     assert len(by_name) == 1 and by_name.path[0].endswith("disc_00.png")
 
@@ -151,9 +154,11 @@ def test_command_prints_a_table_and_fails_in_one_line(tiny, tmp_path):
     assert shown[-1] == "specimen predict: 40 of 41 files predicted; 1 unreadable (see their error column)"
     (tmp_path / "old").mkdir()
     shutil.copy(tiny / "models/small_cnn/model.keras", tmp_path / "old")
-    for args, words in [(["nope", str(images)], "no such model folder"),
-                        ([str(tmp_path / "old"), str(images)], "retrain"),
-                        ([model_dir, str(tmp_path / "missing.png")], "no such file or folder")]:
+    for args, words in [
+        (["nope", str(images)], "no such model folder"),
+        ([str(tmp_path / "old"), str(images)], "retrain"),
+        ([model_dir, str(tmp_path / "missing.png")], "no such file or folder"),
+    ]:
         proc = run([*specimen, *args], tmp_path, check=False)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
@@ -188,4 +193,6 @@ def test_a_model_with_a_lambda_layer_is_refused_unless_unsafe(tiny, tmp_path):
     np.testing.assert_allclose(unsafe.prob_1, plain.prob_1, atol=1e-6)
     assert (unsafe.label_1 == plain.label_1).all()
     # what the pipeline itself writes has none, so evaluate, explain and predict load it in safe mode
-    assert lambda_layers(trusted / "model.keras") == [] and lambda_layers(tmp_path / "model/model.keras") == ["passthrough"]
+    assert lambda_layers(trusted / "model.keras") == [] and lambda_layers(tmp_path / "model/model.keras") == [
+        "passthrough"
+    ]

@@ -12,6 +12,7 @@ on its new outputs as it goes, while Snakemake plans both at once. So "what DVC 
 stages `dvc status` lists and those downstream of them in DVC's graph; right after a Snakemake run
 (dvc-commit has run) the plain `dvc status` list alone equals Snakemake's plan.
 """
+
 import json
 import modulefinder
 import os
@@ -54,6 +55,7 @@ def stage_of(name: str) -> str:
 
 # -- code dependencies -----------------------------------------------------------------------------
 
+
 def test_each_stage_depends_in_both_dag_files_on_exactly_the_code_it_executes():
     """dvc.yaml's src/ deps and Snakemake's code inputs are, for every stage, the derived closure."""
     derived = {name: stage_code(stage_of(name)) for name in code_deps_in_dvc(ROOT)}
@@ -64,8 +66,11 @@ def test_each_stage_depends_in_both_dag_files_on_exactly_the_code_it_executes():
             wrong.append(f"dvc.yaml stage {name}: add {add}, remove {drop}")
     assert not wrong, "the code each stage executes moved:\n" + "\n".join(wrong)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    targets = ["results/all", *[f"results/tune/{m}/best_params.yaml" for m in params["train"]["models"]],
-               f"results/autoencoder/{params['autoencoder']['class']}/metrics.json"]
+    targets = [
+        "results/all",
+        *[f"results/tune/{m}/best_params.yaml" for m in params["train"]["models"]],
+        f"results/autoencoder/{params['autoencoder']['class']}/metrics.json",
+    ]
     jobs = snakemake_jobs(ROOT, targets, forceall=True)
     assert set(jobs) == set(derived)
     for name, job in jobs.items():
@@ -74,34 +79,45 @@ def test_each_stage_depends_in_both_dag_files_on_exactly_the_code_it_executes():
     assert {"src/specimen/data/demo/faults.py", "src/specimen/data/localsource.py"} <= set(derived["download"])
     assert "src/specimen/data/demo/__init__.py" not in derived["extract"]
     assert "src/specimen/train/setup.py" in derived["tune/dvc.yaml:tune@small_cnn"]
-    shared = {"src/specimen/cli.py", "src/specimen/commands.py", "src/specimen/params.py", "src/specimen/__init__.py"}
+    commands = {f"src/specimen/commands/{m}.py" for m in ("__init__", "data", "clean", "train", "report", "tools")}
+    shared = {"src/specimen/cli.py", "src/specimen/params.py", "src/specimen/__init__.py"} | commands
     assert all(shared <= set(d) for d in derived.values())
 
 
 def test_the_derived_code_is_what_pythons_modulefinder_finds_each_stage_importing(tmp_path):
     """An independent reading: the stdlib's modulefinder scans the bytecode of a script made of cli.py,
-    commands.py's shared part and the stage's runner alone (imports anywhere, functions included) and
-    follows what they import."""
+    the commands package's shared part and the stage's runner alone (imports anywhere, functions
+    included) and follows what they import."""
     import ast
 
     cli = (ROOT / "src/specimen/cli.py").read_text().replace("from specimen.commands import COMMANDS\n", "")
-    commands = ast.parse((ROOT / "src/specimen/commands.py").read_text())
+    package = sorted((ROOT / "src/specimen/commands").glob("*.py"))
+    trees = [ast.parse(path.read_text()) for path in package]
 
     def runner_of(node):
         deco = node.decorator_list[0] if isinstance(node, ast.FunctionDef) and node.decorator_list else None
         return deco.args[0].value if isinstance(deco, ast.Call) and deco.func.id in ("stage", "tool") else None
 
-    assert set(stage_entries(ROOT / "src")) < {runner_of(n) for n in commands.body} - {None}  # tools are no stages
+    def among_commands(node):  # the package importing itself: registering, and the phases' decorators
+        return isinstance(node, ast.ImportFrom) and node.module in ("__future__", "specimen.commands")
+
+    runners = {runner_of(n) for tree in trees for n in tree.body} - {None}
+    assert set(stage_entries(ROOT / "src")) < runners  # tools are no stages
     for stage in sorted(stage_entries(ROOT / "src")):
-        kept = [n for n in commands.body if runner_of(n) in (None, stage)
-                and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+        kept = [n for tree in trees for n in tree.body if runner_of(n) in (None, stage) and not among_commands(n)]
         script = tmp_path / f"{stage}.py"
         script.write_text(cli + "\n" + ast.unparse(ast.Module(body=kept, type_ignores=[])))
-        finder = modulefinder.ModuleFinder(path=[str(ROOT / "src")], excludes=["numpy", "pandas", "tensorflow", "keras"])
+        finder = modulefinder.ModuleFinder(
+            path=[str(ROOT / "src")], excludes=["numpy", "pandas", "tensorflow", "keras"]
+        )
         finder.run_script(str(script))
-        found = {f"src/{Path(m.__file__).relative_to(ROOT / 'src').as_posix()}"
-                 for name, m in finder.modules.items() if name.split(".")[0] == "specimen" and m.__file__}
-        assert sorted(found | {"src/specimen/cli.py", "src/specimen/commands.py"}) == stage_code(stage), stage
+        found = {
+            f"src/{Path(m.__file__).relative_to(ROOT / 'src').as_posix()}"
+            for name, m in finder.modules.items()
+            if name.split(".")[0] == "specimen" and m.__file__
+        }
+        files = {f"src/{p.relative_to(ROOT / 'src').as_posix()}" for p in package}
+        assert sorted(found | files | {"src/specimen/cli.py"}) == stage_code(stage), stage
 
 
 def test_the_closure_follows_relative_lazy_and_submodule_imports(tmp_path):
@@ -111,24 +127,43 @@ def test_the_closure_follows_relative_lazy_and_submodule_imports(tmp_path):
     files = {
         "specimen/__init__.py": "",
         "specimen/cli.py": "from specimen import params\nfrom specimen.commands import COMMANDS\ndef main():\n"
-                           "    from specimen import shared\n",
-        "specimen/commands.py": "import os\n@stage('one', 'h', 'm')\ndef one(p, a):\n    from specimen.clean import stage\n"
-                                "@tool('tool', 'h', 'm')\ndef t(p, a):\n    import specimen.unused\n",
-        "specimen/params.py": "", "specimen/shared.py": "", "specimen/other.py": "", "specimen/unused.py": "",
+        "    from specimen import shared\n",
+        "specimen/commands/__init__.py": "import os\nfrom specimen.commands import phase\n",
+        "specimen/commands/phase.py": "from specimen.commands import stage\n@stage('one', 'h', 'm')\ndef one(p, a):\n"
+        "    from specimen.clean import stage\n@tool('tool', 'h', 'm')\ndef t(p, a):\n    import specimen.unused\n",
+        "specimen/params.py": "",
+        "specimen/shared.py": "",
+        "specimen/other.py": "",
+        "specimen/unused.py": "",
         "specimen/clean/__init__.py": "from . import helpers\n",
-        "specimen/clean/helpers.py": "", "specimen/clean/lazy.py": "",
+        "specimen/clean/helpers.py": "",
+        "specimen/clean/lazy.py": "",
         "specimen/clean/stage.py": "from .helpers import x\ndef f():\n    from ..other import y\n    from . import lazy\n",
     }
     for name, text in files.items():
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(text)
     assert set(stage_entries(src)) == {"one"}
-    assert stage_code("one", src) == sorted(f"src/specimen/{n}" for n in (
-        "__init__.py", "cli.py", "commands.py", "params.py", "shared.py", "other.py", "clean/__init__.py",
-        "clean/helpers.py", "clean/lazy.py", "clean/stage.py"))
+    assert stage_code("one", src) == sorted(
+        f"src/specimen/{n}"
+        for n in (
+            "__init__.py",
+            "cli.py",
+            "commands/__init__.py",
+            "commands/phase.py",
+            "params.py",
+            "shared.py",
+            "other.py",
+            "clean/__init__.py",
+            "clean/helpers.py",
+            "clean/lazy.py",
+            "clean/stage.py",
+        )
+    )
 
 
 # -- params files: complete, and accepted by both tools ---------------------------------------------
+
 
 def test_every_preset_writes_out_every_key_and_both_tools_accept_it_as_params_yaml(tmp_path):
     from specimen import params as params_mod
@@ -159,7 +194,10 @@ def test_a_params_yaml_that_leaves_keys_to_the_defaults_is_refused_in_one_line_a
     text = re.sub(r"\ntune:.*?\n\n", "\n", text, flags=re.S)
     text = re.sub(r"\n  patience: 8[^\n]*", "", text)
     path.write_text(text)
-    for cmd in (["snakemake", "-n", "--cores", "1", "results/all"], ["specimen", "ingest", "data/extracted", "data/interim"]):
+    for cmd in (
+        ["snakemake", "-n", "--cores", "1", "results/all"],
+        ["specimen", "ingest", "data/extracted", "data/interim"],
+    ):
         proc = run(cmd, project, check=False)
         said = [line for line in proc.stderr.splitlines() if "not written out" in line]
         assert proc.returncode != 0 and len(said) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -179,6 +217,7 @@ def test_a_params_yaml_that_leaves_keys_to_the_defaults_is_refused_in_one_line_a
 
 # -- dvc-commit's reach below DVC's commands ----------------------------------------------------------
 
+
 def test_forget_removes_one_stage_record_and_dvc_then_calls_that_stage_changed(tmp_path):
     """The adapter over DVC's internals: if a DVC upgrade moves them, check() fails here first, in one
     line naming what it lacks; forget then does what dvc-commit needs of it."""
@@ -189,8 +228,10 @@ def test_forget_removes_one_stage_record_and_dvc_then_calls_that_stage_changed(t
     check()
 
     (tmp_path / "a").write_text("a")
-    (tmp_path / "dvc.yaml").write_text("stages:\n  one:\n    cmd: cp a b\n    deps: [a]\n    outs: [b]\n"
-                                       "  two:\n    cmd: cp b c\n    deps: [b]\n    outs: [c]\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  one:\n    cmd: cp a b\n    deps: [a]\n    outs: [b]\n"
+        "  two:\n    cmd: cp b c\n    deps: [b]\n    outs: [c]\n"
+    )
     run(["git", "init", "-q"], tmp_path)
     run(["dvc", "init", "-q"], tmp_path)
     run(["dvc", "repro", "-q"], tmp_path)
@@ -206,12 +247,27 @@ def test_forget_removes_one_stage_record_and_dvc_then_calls_that_stage_changed(t
 
 # -- the matrix --------------------------------------------------------------------------------------
 
-TINY = {"image.size": [24, 24], "train.epochs": 1, "train.patience": 1, "baselines.models": ["logistic_regression"],
-        "baselines.inputs": ["pixels"], "explain.images": 2, "explain.layers": 1, "explain.classes": 2,
-        "explain.steps": 2, "evaluate.gallery": 4, "evaluate.grid": 4, "tune.trials": 1, "tune.initial_points": 1,
-        "tune.epochs": 1, "autoencoder.epochs": 1, "autoencoder.samples": 2, "autoencoder.generated": 4,
-        "search.targets": ["train/0/img_00000.jpg"]}
-D, E, I, P, EM, C, B = "download", "extract", "ingest", "preprocess", "embed", "clean", "balance"
+TINY = {
+    "image.size": [24, 24],
+    "train.epochs": 1,
+    "train.patience": 1,
+    "baselines.models": ["logistic_regression"],
+    "baselines.inputs": ["pixels"],
+    "explain.images": 2,
+    "explain.layers": 1,
+    "explain.classes": 2,
+    "explain.steps": 2,
+    "evaluate.gallery": 4,
+    "evaluate.grid": 4,
+    "tune.trials": 1,
+    "tune.initial_points": 1,
+    "tune.epochs": 1,
+    "autoencoder.epochs": 1,
+    "autoencoder.samples": 2,
+    "autoencoder.generated": 4,
+    "search.targets": ["train/0/img_00000.jpg"],
+}
+D, E, I, P, EM, C, B = "download", "extract", "ingest", "preprocess", "embed", "clean", "balance"  # noqa: E741
 T, EV, X, BL, R = "train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "baselines", "report"
 TU, AE, S = "tune/dvc.yaml:tune@small_cnn", "autoencoder/dvc.yaml:autoencoder", "search@train/0/img_00000.jpg"
 ALL = {D, E, I, P, EM, C, B, T, EV, X, BL, R, TU, AE, S}
@@ -222,8 +278,11 @@ def targets(project: Path) -> list:
     """Everything a user can ask for: rule all (every artefact of the main DAG and the searches) and
     the optional stages' outputs."""
     p = yaml.safe_load((project / "params.yaml").read_text())
-    return ["all", *[f"results/tune/{m}/best_params.yaml" for m in p["train"]["models"]],
-            f"results/autoencoder/{p['autoencoder']['class']}/metrics.json"]
+    return [
+        "all",
+        *[f"results/tune/{m}/best_params.yaml" for m in p["train"]["models"]],
+        f"results/autoencoder/{p['autoencoder']['class']}/metrics.json",
+    ]
 
 
 def snakemake_plans(project: Path) -> set:
@@ -310,6 +369,7 @@ def touch_module(module):
     def change(project, dataset):
         path = project / "src/specimen" / module
         path.write_text(path.read_text() + "\n# changed\n")
+
     change.files = [f"src/specimen/{module}"]
     return change
 
@@ -325,6 +385,7 @@ def edit_dataset(how):
             victim.unlink()
         else:  # touch: a new time, the same bytes
             victim.touch()
+
     change.dataset = how
     return change
 
@@ -332,6 +393,7 @@ def edit_dataset(how):
 def delete_output(path):
     def change(project, dataset):
         (project / path).unlink()
+
     change.files = [path]
     return change
 
@@ -411,8 +473,10 @@ def test_partial_failed_and_overridden_runs_leave_a_record_that_is_true(matrix):
     # for every other stage); what finished is recorded, what did not is not
     fake = project.parent / "failing-bin"
     fake.mkdir(exist_ok=True)
-    (fake / "specimen").write_text(f'#!/bin/sh\n[ "$1" = explain ] && {{ echo "specimen explain: error: failed" >&2; '
-                                   f'exit 2; }}\nexec {shutil.which("specimen")} "$@"\n')
+    (fake / "specimen").write_text(
+        f'#!/bin/sh\n[ "$1" = explain ] && {{ echo "specimen explain: error: failed" >&2; '
+        f'exit 2; }}\nexec {shutil.which("specimen")} "$@"\n'
+    )
     (fake / "specimen").chmod(0o755)
     edit_params(project, {"train.epochs": 1})
     env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
@@ -421,7 +485,9 @@ def test_partial_failed_and_overridden_runs_leave_a_record_that_is_true(matrix):
     assert "specimen dvc-commit: recorded" in failed.stdout + failed.stderr
     left = both_plan(project, after_a_run=True)
     assert {X, R} <= left <= AFTER_TRAIN - {T}  # what had not started, too
-    assert T not in left and recorded(project, T)["params"]["params.yaml"]["train"]["epochs"] == 1 == model_epochs(project)
+    assert T not in left and recorded(project, T)["params"]["params.yaml"]["train"]["epochs"] == 1 == model_epochs(
+        project
+    )
     # 4. --configfile overrides: what they changed is not params.yaml's, so it stays to run again
     # (the run also finishes what the failed one left)
     (project / "override.yaml").write_text(yaml.safe_dump({"train": {"epochs": 2}}))

@@ -2,6 +2,7 @@
 RGBA image, a non-image and a broken file), as a folder and as a zip: the table agrees with the
 classic recipe written out below, the target comes first, -n is kept, errors are one line; vgg16
 with random weights from a file; and the Snakemake rule matches dvc.yaml's stage for a target."""
+
 import shutil
 import zipfile
 
@@ -30,7 +31,8 @@ def data(tmp_path):
         img[..., i] //= 4
         cv2.imwrite(str(folder / f"flowers/rose{i}.png"), img)
         Image.fromarray(rng.integers(0, 256, (24, 18 + 2 * i, 3), dtype=np.uint8)).save(
-            folder / f"spiders/jumping/{i}.jpg", quality=90)
+            folder / f"spiders/jumping/{i}.jpg", quality=90
+        )
     Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L").save(folder / "flowers/grey.png")
     Image.fromarray(rng.integers(0, 256, (16, 20, 4), dtype=np.uint8), "RGBA").save(folder / "spiders/rgba.png")
     shutil.copy(folder / "flowers/rose1.png", folder / "spiders/copy_of_rose1.png")
@@ -123,11 +125,27 @@ def params_file(tmp_path, **changes):
 
 def test_the_command_writes_the_csv_and_prints_the_table_without_out(data, tmp_path, capsys):
     params = params_file(tmp_path, search={"n": 2})
-    proc = run(["specimen", "search", "rose2.png", "--data", str(data), "--params", str(params),
-                "--out", str(tmp_path / "r.csv")], tmp_path)
+    proc = run(
+        [
+            "specimen",
+            "search",
+            "rose2.png",
+            "--data",
+            str(data),
+            "--params",
+            str(params),
+            "--out",
+            str(tmp_path / "r.csv"),
+        ],
+        tmp_path,
+    )
     names, values = expected_table("flowers/rose2.png", brute_force(data / "flowers/rose2.png", data), 2)
     csv = pd.read_csv(tmp_path / "r.csv")
-    assert csv.filename.tolist() == names and "2 nearest of 9 images" in proc.stdout and "2 other files skipped" in proc.stdout
+    assert (
+        csv.filename.tolist() == names
+        and "2 nearest of 9 images" in proc.stdout
+        and "2 other files skipped" in proc.stdout
+    )
     np.testing.assert_allclose(csv.distance, values, rtol=1e-5)
     assert main(["search", "rose2.png", "--data", str(zipped(data)), "--params", str(params), "-n", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -135,14 +153,17 @@ def test_the_command_writes_the_csv_and_prints_the_table_without_out(data, tmp_p
     assert lines[2].split()[0] == names[1] and lines[3].startswith("specimen search: 1 nearest") and len(lines) == 4
 
 
-@pytest.mark.parametrize("target, where, words", [
-    ("tulip.png", "data", ["tulip.png: no such image file", "no file of that name in", "give a path to an image"]),
-    ("notes.txt", "data", ["notes.txt: not an image OpenCV can read"]),
-    ("broken.png", "zip", ["broken.png: not an image OpenCV can read"]),
-    ("rose0.png", "empty", ["no files in it, nothing to search"]),
-    ("rose0.png", "missing", ["missing: no such folder or zip file"]),
-    ("rose0.png", "text", ["neither a folder nor a zip file"]),
-])
+@pytest.mark.parametrize(
+    "target, where, words",
+    [
+        ("tulip.png", "data", ["tulip.png: no such image file", "no file of that name in", "give a path to an image"]),
+        ("notes.txt", "data", ["notes.txt: not an image OpenCV can read"]),
+        ("broken.png", "zip", ["broken.png: not an image OpenCV can read"]),
+        ("rose0.png", "empty", ["no files in it, nothing to search"]),
+        ("rose0.png", "missing", ["missing: no such folder or zip file"]),
+        ("rose0.png", "text", ["neither a folder nor a zip file"]),
+    ],
+)
 def test_errors_are_one_line_saying_what_to_do(data, tmp_path, capsys, target, where, words):
     (tmp_path / "empty").mkdir()
     (tmp_path / "text").write_text("hello\n")
@@ -171,8 +192,11 @@ def test_vgg16_features_from_a_weights_file_find_the_exact_copy_next(data, tmp_p
     keras.utils.set_random_seed(1)
     model = keras.applications.VGG16(include_top=False, weights=None, pooling="avg", input_shape=(32, 32, 3))
     model.save_weights(tmp_path / "vgg16.weights.h5")
-    embed = {**yaml.safe_load((ROOT / "params.yaml").read_text())["embed"],
-             "weights": str(tmp_path / "vgg16.weights.h5"), "batch_size": 3}
+    embed = {
+        **yaml.safe_load((ROOT / "params.yaml").read_text())["embed"],
+        "weights": str(tmp_path / "vgg16.weights.h5"),
+        "batch_size": 3,
+    }
     image = {"size": [32, 32], "resize": "pad", "color": "rgb"}
     table = search("flowers/rose1.png", data, n=4, features="vgg16", image=image, embed=embed)["table"]
     assert table.filename.tolist()[:2] == ["flowers/rose1.png", "spiders/copy_of_rose1.png"]
@@ -191,7 +215,9 @@ def test_the_rule_plans_a_search_per_target_as_dvc_does(tmp_path, monkeypatch):
     s, d = smk["search@b.jpg"], dvc["search@b.jpg"]
     assert s["cmd"] == d["cmd"] == 'specimen search "b.jpg" --data data/extracted --out "results/search/b.jpg.csv"'
     assert s["outputs"] == d["outputs"] == {"results/search/b.jpg.csv"}
-    assert all(covered(i, d["deps"]) for i in s["inputs"]) and all(any(covered(i, {x}) for i in s["inputs"]) for x in d["deps"])
+    assert all(covered(i, d["deps"]) for i in s["inputs"]) and all(
+        any(covered(i, {x}) for i in s["inputs"]) for x in d["deps"]
+    )
     planned = run(["snakemake", "-n", "--cores", "1", "search_all"], project).stdout
     assert "results/search/train/3/a (1).png.csv" in planned and "results/search/b.jpg.csv" in planned
 

@@ -3,6 +3,7 @@ from Kaggle (the real client, against a fake Kaggle on loopback) and the token r
 run leaves (git, the DVC cache, data/, results/, logs/, .snakemake/, the caches in the home folder)
 and no process's command line. While Snakemake runs, a second Snakemake and a `dvc repro` are
 refused; while `dvc repro` runs, Snakemake is refused; and each run ends as if alone."""
+
 import base64
 import io
 import os
@@ -24,8 +25,14 @@ from tests.fake_kaggle import FakeKaggle
 pytestmark = pytest.mark.slow
 USER = "specimen-tester"
 TOKEN = "fake" + secrets.token_hex(16)  # a Kaggle key's shape: 32 hex digits
-PARAMS = {"dataset.source": "kaggle:owner/tiny-digits", "image.size": [24, 24], "train.epochs": 2,
-          "baselines.models": ["logistic_regression"], "explain.steps": 4, "explain.classes": 3}
+PARAMS = {
+    "dataset.source": "kaggle:owner/tiny-digits",
+    "image.size": [24, 24],
+    "train.epochs": 2,
+    "baselines.models": ["logistic_regression"],
+    "explain.steps": 4,
+    "explain.classes": 3,
+}
 
 
 def tiny_digits() -> bytes:
@@ -99,8 +106,14 @@ def user_run(tmp_path_factory, isolated_home):
     with FakeKaggle(tiny_digits()) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k.lower() != "no_proxy"}
         env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=TOKEN, KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=server.proxy)
-        main = subprocess.Popen(["snakemake", "--cores", "2", "results/all"], cwd=project, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        main = subprocess.Popen(
+            ["snakemake", "--cores", "2", "results/all"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         wait_for(lambda: running(project, "specimen", "train") or main.poll() is not None)
         second = run(["snakemake", "--cores", "1", "results/all"], project, check=False, env=env)
         repro = run(["dvc", "repro"], project, check=False, env=env)
@@ -112,8 +125,16 @@ def user_run(tmp_path_factory, isolated_home):
     assert main.returncode == 0, log[-4000:]
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "a run, and its dvc.lock"], project)
-    return {"project": project, "log": log, "second": second, "repro": repro, "watcher": watcher,
-            "training_meanwhile": training_meanwhile, "auth": auth, "home": isolated_home}
+    return {
+        "project": project,
+        "log": log,
+        "second": second,
+        "repro": repro,
+        "watcher": watcher,
+        "training_meanwhile": training_meanwhile,
+        "auth": auth,
+        "home": isolated_home,
+    }
 
 
 def test_the_token_was_used_and_is_in_no_file_and_no_command_line(user_run):
@@ -132,12 +153,14 @@ def test_the_token_was_used_and_is_in_no_file_and_no_command_line(user_run):
     # the same search does find what Kaggle's answer put in files: the dataset's title
     assert "data/raw/source.json" in control and any(c.startswith(".dvc/cache/") for c in control)
     # git's objects are compressed: read them through git
-    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=project, capture_output=True,
-                             check=True).stdout
+    objects = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=project, capture_output=True, check=True
+    ).stdout
     assert b"a run, and its dvc.lock" in objects and b"dvc.lock" in objects
     found += [f"git object ({form.decode()})" for form in forms if form in objects]
     assert searched > 500 and {"data", "results", "logs", ".snakemake", ".dvc", ".git"} <= {
-        p.name for p in project.iterdir()}
+        p.name for p in project.iterdir()
+    }
     assert found == []
     assert (project / ".dvc/cache").is_dir() and any((project / ".dvc/cache").rglob("*"))
     watcher = user_run["watcher"]
@@ -167,9 +190,16 @@ def test_snakemake_is_refused_while_dvc_repro_runs(user_run):
     assert repro.returncode == 0, log[-3000:]
     said = [line for line in refused.stderr.splitlines() if line.startswith("specimen:")]
     assert refused.returncode == 1 and len(said) == 1, refused.stdout + refused.stderr
-    assert re.fullmatch(r"specimen: DVC is running in this project \(dvc repro, dvc exp run, dvc pull\.\.\.\) and holds "
-                        r"its lock( \(PID \d+: dvc repro\))?: wait for it to finish, then run snakemake again", said[0])
+    assert re.fullmatch(
+        r"specimen: DVC is running in this project \(dvc repro, dvc exp run, dvc pull\.\.\.\) and holds "
+        r"its lock( \(PID \d+: dvc repro\))?: wait for it to finish, then run snakemake again",
+        said[0],
+    )
     assert "localrule" not in refused.stdout + refused.stderr  # it ran nothing
-    assert set(re.findall(r"Running stage '([^']+)'", log)) == {"train@small_cnn", "evaluate@small_cnn",
-                                                                 "explain@small_cnn", "report"}
+    assert set(re.findall(r"Running stage '([^']+)'", log)) == {
+        "train@small_cnn",
+        "evaluate@small_cnn",
+        "explain@small_cnn",
+        "report",
+    }
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], project).stdout

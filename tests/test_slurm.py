@@ -1,6 +1,7 @@
 """A real SLURM cluster: Debian's slurm-wlm and munge, started on this machine by
 scripts/slurm-local-cluster.sh. The demo DAG runs under workflow/profiles/slurm with every rule a
 SLURM job, then scripts/sbatch-dvc.sh runs `dvc repro` as one GPU job after a params change."""
+
 import json
 import os
 import shutil
@@ -19,15 +20,27 @@ pytestmark = pytest.mark.slow
 FAST = {"train.epochs": 3}
 # the local cluster has no accounting storage (no sacct): squeue answers, MinJobAge=300 keeps
 # finished jobs in view; short status intervals keep the test quick; two CPUs on this node
-SLURM_ARGS = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-status-command", "squeue",
-              "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
-              "--max-threads", "2"]
+SLURM_ARGS = [
+    "--workflow-profile",
+    "workflow/profiles/slurm",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--seconds-between-status-checks",
+    "2",
+    "--max-threads",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch") if not shutil.which(t)
-               and not Path("/usr/sbin", t).exists()]
+    missing = [
+        t
+        for t in ("munged", "slurmctld", "slurmd", "sbatch")
+        if not shutil.which(t) and not Path("/usr/sbin", t).exists()
+    ]
     assert not missing, f"{missing} not installed: apt-get install slurm-wlm munge (.ci/run does)"
     folder = tmp_path_factory.mktemp("slurm")
     script = ROOT / "scripts/slurm-local-cluster.sh"
@@ -85,8 +98,12 @@ def test_the_sbatch_wrapper_runs_dvc_repro_as_one_gpu_job(slurm_made):
     params["train"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # the wrapper's defaults (8 CPUs, 32 GB) are more than this node has: sbatch's options win
-    proc = subprocess.run(["sbatch", "--wait", "--parsable", "--cpus-per-task=2", "--mem=8G",
-                           str(ROOT / "scripts/sbatch-dvc.sh")], cwd=project, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "--cpus-per-task=2", "--mem=8G", str(ROOT / "scripts/sbatch-dvc.sh")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     job = proc.stdout.strip().split(";")[0]
     log = (project / f"specimen-dvc-{job}.log").read_text()
     assert proc.returncode == 0, log[-4000:]
@@ -103,8 +120,12 @@ def test_the_sbatch_wrapper_runs_dvc_repro_as_one_gpu_job(slurm_made):
 
 
 def test_the_wrapper_says_what_to_do_when_submitted_from_elsewhere(cluster, tmp_path):
-    proc = subprocess.run(["sbatch", "--wait", "--parsable", "--cpus-per-task=1", "--mem=1G",
-                           str(ROOT / "scripts/sbatch-dvc.sh")], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "--cpus-per-task=1", "--mem=1G", str(ROOT / "scripts/sbatch-dvc.sh")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     job = proc.stdout.strip().split(";")[0]
     assert proc.returncode == 2
     log = (tmp_path / f"specimen-dvc-{job}.log").read_text().strip()

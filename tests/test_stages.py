@@ -1,4 +1,5 @@
 """Each stage on tiny inputs built here: what it writes, what it refuses, what it accounts for."""
+
 import io
 import json
 import tarfile
@@ -13,12 +14,12 @@ from PIL import Image
 
 from specimen import SpecimenError
 from specimen.clean.balance import balance
-from specimen.data.download import download, parse_source
 from specimen.clean.embed import embed
 from specimen.clean.features import colour_histogram
+from specimen.data.download import download, parse_source
 from specimen.data.extract import extract
-from specimen.data.ingest import ingest
 from specimen.data.images import load_image
+from specimen.data.ingest import ingest
 from specimen.data.preprocess import preprocess
 
 SPLIT = {"train": 0.6, "valid": 0.2, "test": 0.2}
@@ -56,6 +57,7 @@ def raw_from_folder(tmp: Path, folder: Path) -> Path:
 
 # -- download ------------------------------------------------------------------------------------
 
+
 def test_download_demo_writes_zip_truth_and_metadata(tmp_path):
     meta = download("demo", tmp_path / "raw")
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["demo.truth.json", "demo.zip", "source.json"]
@@ -82,12 +84,15 @@ def test_download_local_archive_is_copied(tmp_path):
     assert (tmp_path / "raw/set.tar.gz").read_bytes() == tar.read_bytes()
 
 
-@pytest.mark.parametrize("source, words", [
-    ("kaggle:gpiosenka/yikes-spiders", "KAGGLE_USERNAME"),
-    ("kaggle:nodataset", "kaggle:OWNER/SLUG"),
-    ("local:/does/not/exist", "no such file"),
-    ("ftp:x", "expected demo"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("kaggle:gpiosenka/yikes-spiders", "KAGGLE_USERNAME"),
+        ("kaggle:nodataset", "kaggle:OWNER/SLUG"),
+        ("local:/does/not/exist", "no such file"),
+        ("ftp:x", "expected demo"),
+    ],
+)
 def test_download_bad_sources_say_what_to_do(tmp_path, monkeypatch, source, words):
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
         monkeypatch.delenv(name, raising=False)
@@ -103,6 +108,7 @@ def test_parse_source():
 
 # -- extract -------------------------------------------------------------------------------------
 
+
 def hostile_zip(raw: Path, name: str, payload=b"x", symlink=False) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(raw / "evil.zip", "w") as zf:
@@ -115,8 +121,10 @@ def hostile_zip(raw: Path, name: str, payload=b"x", symlink=False) -> Path:
     return raw
 
 
-@pytest.mark.parametrize("entry, symlink", [("../escape.txt", False), ("/abs/escape.txt", False),
-                                            ("ok/../../escape.txt", False), ("ok/link", True)])
+@pytest.mark.parametrize(
+    "entry, symlink",
+    [("../escape.txt", False), ("/abs/escape.txt", False), ("ok/../../escape.txt", False), ("ok/link", True)],
+)
 def test_extract_refuses_hostile_zip_entries_and_writes_nothing(tmp_path, entry, symlink):
     raw = hostile_zip(tmp_path / "work/raw", entry, b"/etc/passwd" if symlink else b"x", symlink)
     with pytest.raises(SpecimenError, match="refusing entry"):
@@ -146,6 +154,7 @@ def test_extract_refuses_tar_links_and_oversized(tmp_path):
 
 # -- ingest --------------------------------------------------------------------------------------
 
+
 def test_ingest_class_folders_stratified_split_and_every_file_accounted(tmp_path):
     folder = class_folder_dataset(tmp_path / "shapes", per_class=10)
     (folder / "disc/readme.txt").write_text("not an image")
@@ -160,7 +169,10 @@ def test_ingest_class_folders_stratified_split_and_every_file_accounted(tmp_path
     assert reasons["square/broken.jpg"].startswith("corrupt image")
     ok = m[m.status == "ok"]
     assert len(ok) == 20
-    assert ok.groupby("label").split.value_counts().unstack().loc[:, ["train", "valid", "test"]].values.tolist() == [[6, 2, 2], [6, 2, 2]]
+    assert ok.groupby("label").split.value_counts().unstack().loc[:, ["train", "valid", "test"]].values.tolist() == [
+        [6, 2, 2],
+        [6, 2, 2],
+    ]
     assert json.loads((tmp_path / "interim/classes.json").read_text()) == {"classes": ["disc", "square"]}
     again = ingest(tmp_path / "extracted", tmp_path / "interim2", SPLIT, seed=1)
     assert (tmp_path / "interim/manifest.csv").read_bytes() == (tmp_path / "interim2/manifest.csv").read_bytes()
@@ -188,6 +200,7 @@ def test_ingest_with_no_image_is_a_clear_error(tmp_path):
 
 # -- preprocess ----------------------------------------------------------------------------------
 
+
 def test_load_image_converts_modes_and_pads_proportionally(tmp_path):
     base = shape_image("square", size=(60, 30))  # wide: 30 rows, 60 columns
     rgb = np.asarray(base)
@@ -196,7 +209,7 @@ def test_load_image_converts_modes_and_pads_proportionally(tmp_path):
         "grey.png": (base.convert("L"), "PNG"),
         "rgba.png": (base.convert("RGBA"), "PNG"),
         "palette.png": (base.convert("P", palette=Image.ADAPTIVE, colors=32), "PNG"),
-        "sixteen.png": (Image.fromarray((np.asarray(base.convert("L")).astype(np.uint16) * 257)), "PNG"),
+        "sixteen.png": (Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 257), "PNG"),
     }
     for name, (im, fmt) in cases.items():
         img, box, reason = load_image(str(save(tmp_path / name, im, fmt)), 32, 32, "rgb")
@@ -240,7 +253,10 @@ def test_preprocess_shards_are_the_same_whatever_the_worker_count(tmp_path, monk
         kept = preprocess(manifest, extracted, out, image, shard_size=7)
         outs.append(out)
     assert kept == 20 and sorted(p.name for p in (outs[0] / "shards").iterdir()) == [
-        "shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
+        "shard-00000.npy",
+        "shard-00001.npy",
+        "shard-00002.npy",
+    ]
     for a in sorted(outs[0].rglob("*")):
         if a.is_file():
             assert a.read_bytes() == (outs[1] / a.relative_to(outs[0])).read_bytes(), a.name
@@ -250,6 +266,7 @@ def test_preprocess_shards_are_the_same_whatever_the_worker_count(tmp_path, monk
 
 # -- embed, clean, balance -----------------------------------------------------------------------
 
+
 def test_histogram_is_the_classic_opencv_recipe_over_the_image_pixels_only(tmp_path):
     manifest, extracted = prepared(tmp_path, per_class=4)
     preprocess(manifest, extracted, tmp_path / "processed", {"size": [24, 24], "resize": "pad", "color": "rgb"}, 50)
@@ -257,7 +274,7 @@ def test_histogram_is_the_classic_opencv_recipe_over_the_image_pixels_only(tmp_p
     index = pd.read_csv(tmp_path / "processed/index.csv")
     row = index.iloc[0]
     img = np.load(tmp_path / "processed/shards" / row.shard)[row.offset]
-    content = np.ascontiguousarray(img[row.y0:row.y1, row.x0:row.x1])
+    content = np.ascontiguousarray(img[row.y0 : row.y1, row.x0 : row.x1])
     hist = cv2.calcHist([content], [0, 1, 2], None, [8, 8, 8], [0, 256, 0, 256, 0, 256])
     cv2.normalize(hist, hist)
     np.testing.assert_allclose(feats[0], hist.flatten(), rtol=1e-5)
@@ -268,7 +285,9 @@ def test_histogram_is_the_classic_opencv_recipe_over_the_image_pixels_only(tmp_p
 
 
 def test_balance_weights_are_sklearn_balanced(tmp_path):
-    pd.DataFrame({"id": range(8), "label": ["a"] * 6 + ["b"] * 2, "split": ["train"] * 8}).to_csv(tmp_path / "i.csv", index=False)
+    pd.DataFrame({"id": range(8), "label": ["a"] * 6 + ["b"] * 2, "split": ["train"] * 8}).to_csv(
+        tmp_path / "i.csv", index=False
+    )
     r = balance(tmp_path / "i.csv", tmp_path / "out", {"class_weight": "balanced"})
     assert r["weights"] == {"a": pytest.approx(8 / (2 * 6)), "b": pytest.approx(8 / (2 * 2))}
     assert balance(tmp_path / "i.csv", tmp_path / "out", {"class_weight": "none"})["weights"] == {"a": 1.0, "b": 1.0}
@@ -294,8 +313,12 @@ def test_oversampling_adds_transformed_copies_of_minority_training_images_only(t
     balance(tmp_path / "i.csv", tmp_path / "out", params, image_size=[8, 8])
     assert (tmp_path / "out/train.csv").read_bytes() == first
     with pytest.raises(SpecimenError, match="need square images"):
-        balance(tmp_path / "i.csv", tmp_path / "out", {**params, "oversample": {"target": 10, "transforms": ["rot90"]}},
-                image_size=[8, 16])
+        balance(
+            tmp_path / "i.csv",
+            tmp_path / "out",
+            {**params, "oversample": {"target": 10, "transforms": ["rot90"]}},
+            image_size=[8, 16],
+        )
 
 
 def test_transforms_are_exact():
@@ -347,7 +370,9 @@ def test_every_shard_image_is_its_source_decoded_even_around_rejects(tmp_path):
     manifest, extracted = prepared(tmp_path, per_class=6)
     victim = sorted((tmp_path / "extracted").rglob("*.png"))[3]
     victim.write_bytes(victim.read_bytes()[:200])  # truncated after ingest: preprocess rejects it
-    kept = preprocess(manifest, extracted, tmp_path / "processed", {"size": [16, 20], "resize": "pad", "color": "rgb"}, 5)
+    kept = preprocess(
+        manifest, extracted, tmp_path / "processed", {"size": [16, 20], "resize": "pad", "color": "rgb"}, 5
+    )
     index = pd.read_csv(tmp_path / "processed/index.csv")
     rejects = pd.read_csv(tmp_path / "processed/rejects.csv")
     assert kept == len(index) == 11 and rejects.stage.tolist() == ["preprocess"]
@@ -361,6 +386,11 @@ def test_every_shard_image_is_its_source_decoded_even_around_rejects(tmp_path):
 def test_preprocess_honours_a_max_pixels_above_pillows_own_limit(tmp_path, monkeypatch):
     manifest, extracted = prepared(tmp_path, per_class=2)  # 40x30 = 1200-pixel images
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow alone would refuse them (> 2 x 500)
-    kept = preprocess(manifest, extracted, tmp_path / "processed",
-                      {"size": [16, 16], "resize": "pad", "color": "rgb", "max_pixels": 10_000}, 8)
+    kept = preprocess(
+        manifest,
+        extracted,
+        tmp_path / "processed",
+        {"size": [16, 16], "resize": "pad", "color": "rgb", "max_pixels": 10_000},
+        8,
+    )
     assert kept == 4

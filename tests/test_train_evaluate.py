@@ -1,4 +1,5 @@
 """train and evaluate on a tiny two-class dataset built here (random-init CNN, a few epochs)."""
+
 import json
 
 import numpy as np
@@ -9,15 +10,22 @@ from PIL import Image
 from specimen.clean.balance import balance
 from specimen.clean.clean import clean
 from specimen.clean.embed import embed
+from specimen.data.preprocess import preprocess
 from specimen.report.evaluate import calibration, evaluate
 from specimen.train.models import augmentation, build
-from specimen.data.preprocess import preprocess
 from specimen.train.train import train
 from tests.test_clean import clean_params
 from tests.test_stages import prepared
 
-TRAIN = {"epochs": 4, "batch_size": 8, "learning_rate": 0.003, "patience": 10, "deterministic": True,
-         "mixed_precision": "off", "augment": {"flip": "none", "rotation": 5, "contrast": 0.1}}
+TRAIN = {
+    "epochs": 4,
+    "batch_size": 8,
+    "learning_rate": 0.003,
+    "patience": 10,
+    "deterministic": True,
+    "mixed_precision": "off",
+    "augment": {"flip": "none", "rotation": 5, "contrast": 0.1},
+}
 
 
 def tiny_data(tmp, side=24):
@@ -27,17 +35,35 @@ def tiny_data(tmp, side=24):
     preprocess(manifest, extracted, processed, {"size": [side, side], "resize": "pad", "color": "rgb"}, 16)
     embed(processed, tmp / "features.npz", "histogram")
     # the shapes differ only by noise: near-copy detection would take them for copies of one another
-    clean(processed, tmp / "features.npz", tmp / "clean",
-          clean_params(**{"outliers.method": "none", "duplicates.phash_bits": None}), 0)
-    balance(tmp / "clean/index.csv", tmp / "clean",
-            {"class_weight": "balanced", "oversample": {"target": 14, "transforms": ["flip_h", "flip_v"]}}, [side, side])
+    clean(
+        processed,
+        tmp / "features.npz",
+        tmp / "clean",
+        clean_params(**{"outliers.method": "none", "duplicates.phash_bits": None}),
+        0,
+    )
+    balance(
+        tmp / "clean/index.csv",
+        tmp / "clean",
+        {"class_weight": "balanced", "oversample": {"target": 14, "transforms": ["flip_h", "flip_v"]}},
+        [side, side],
+    )
     return tmp
 
 
 def train_tiny(tmp, model="small_cnn", params=TRAIN, seed=3, **kw):
-    return train(model, tmp / "processed", tmp / "clean/index.csv", tmp / "clean/class_weights.json",
-                 tmp / "interim/classes.json", tmp / f"models/{model}", params, seed=seed,
-                 train_path=tmp / "clean/train.csv", **kw)
+    return train(
+        model,
+        tmp / "processed",
+        tmp / "clean/index.csv",
+        tmp / "clean/class_weights.json",
+        tmp / "interim/classes.json",
+        tmp / f"models/{model}",
+        params,
+        seed=seed,
+        train_path=tmp / "clean/train.csv",
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +77,13 @@ def test_train_writes_a_loadable_model_history_and_meta(trained):
 
     tmp, history = trained
     out = tmp / "models/small_cnn"
-    assert sorted(p.name for p in out.iterdir()) == ["dvclive", "history.csv", "meta.json", "model.keras", "tensorboard"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dvclive",
+        "history.csv",
+        "meta.json",
+        "model.keras",
+        "tensorboard",
+    ]
     assert not (tmp / "models/small_cnn.work").exists()  # the resumable state goes once the model is written
     frame = pd.read_csv(out / "history.csv")
     assert frame.epoch.tolist() == [1, 2, 3, 4] and set(frame.phase) == {"train"}
@@ -67,9 +99,16 @@ def test_train_writes_a_loadable_model_history_and_meta(trained):
 def test_evaluate_reports_match_the_test_split(trained):
     tmp, _ = trained
     out = tmp / "reports/small_cnn"
-    metrics = evaluate(tmp / "models/small_cnn", tmp / "processed", tmp / "clean/index.csv",
-                       tmp / "interim/classes.json", out, batch_size=16, settings={"top_k": [2, 5]},
-                       curves_csv=tmp / "curves/small_cnn.csv")
+    metrics = evaluate(
+        tmp / "models/small_cnn",
+        tmp / "processed",
+        tmp / "clean/index.csv",
+        tmp / "interim/classes.json",
+        out,
+        batch_size=16,
+        settings={"top_k": [2, 5]},
+        curves_csv=tmp / "curves/small_cnn.csv",
+    )
     n_test = (pd.read_csv(tmp / "clean/index.csv").split == "test").sum()
     assert metrics["test_images"] == n_test == 8
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -81,7 +120,9 @@ def test_evaluate_reports_match_the_test_split(trained):
     assert table["class"].tolist() == ["disc", "square", "macro avg", "weighted avg"]
     assert table.set_index("class").loc["disc", "f1-score"] == pytest.approx(report["disc"]["f1-score"])
     predictions = pd.read_csv(out / "predictions.csv")
-    assert len(predictions) == n_test and (predictions.label == predictions.predicted).mean() == pytest.approx(metrics["accuracy"])
+    assert len(predictions) == n_test and (predictions.label == predictions.predicted).mean() == pytest.approx(
+        metrics["accuracy"]
+    )
     # the predictions are the model's own on the test images, read here straight from the shards
     import keras
 
@@ -100,10 +141,18 @@ def test_evaluate_reports_match_the_test_split(trained):
     bins = pd.read_csv(out / "calibration.csv")
     assert bins["count"].sum() == n_test and len(bins) == 10
     assert metrics["expected_calibration_error"] == pytest.approx(
-        reference_ece(predictions.label == predictions.predicted, predictions.confidence, 10), abs=1e-5)
+        reference_ece(predictions.label == predictions.predicted, predictions.confidence, 10), abs=1e-5
+    )
     assert pd.read_csv(tmp / "curves/small_cnn.csv").equals(pd.read_csv(tmp / "models/small_cnn/history.csv"))
-    for png in ("confusion_matrix.png", "confusion_matrix_normalized.png", "f1_per_class.png", "curves.png",
-                "mistakes.png", "predictions.png", "calibration.png"):
+    for png in (
+        "confusion_matrix.png",
+        "confusion_matrix_normalized.png",
+        "f1_per_class.png",
+        "curves.png",
+        "mistakes.png",
+        "predictions.png",
+        "calibration.png",
+    ):
         with Image.open(out / png) as im:
             assert im.width > 300 and im.height > 200, png
             assert len(np.unique(np.asarray(im.convert("L")))) > 20, f"{png} is blank"
@@ -114,8 +163,9 @@ def reference_ece(correct, confidence, bins):
     from sklearn.calibration import calibration_curve
 
     accuracy, mean_confidence = calibration_curve(np.asarray(correct), np.asarray(confidence), n_bins=bins)
-    counts = np.bincount(pd.cut(np.asarray(confidence), np.linspace(0, 1, bins + 1), include_lowest=True).codes,
-                         minlength=bins)
+    counts = np.bincount(
+        pd.cut(np.asarray(confidence), np.linspace(0, 1, bins + 1), include_lowest=True).codes, minlength=bins
+    )
     counts = counts[counts > 0]
     return float((np.abs(accuracy - mean_confidence) * counts).sum() / counts.sum())
 
@@ -144,7 +194,9 @@ def test_oversampled_rows_reach_the_model_transformed(trained):
     copies = rows[rows["transform"] != ""].head(3)
     sources = rows.set_index("id").loc[copies.source_id]
     got = next(iter(dataset(copies.reset_index(drop=True), tmp / "processed", ["disc", "square"], 8)))[0].numpy()
-    plain = next(iter(dataset(sources.reset_index().assign(transform=""), tmp / "processed", ["disc", "square"], 8)))[0].numpy()
+    plain = next(iter(dataset(sources.reset_index().assign(transform=""), tmp / "processed", ["disc", "square"], 8)))[
+        0
+    ].numpy()
     for g, p, t in zip(got, plain, copies["transform"]):
         assert (g == (p[:, ::-1] if t == "flip_h" else p[::-1])).all()
 
@@ -154,10 +206,10 @@ def test_model_has_augmentation_layers_inside(trained):
 
     augment = {"flip": "horizontal", "rotation": 15, "translate": 0.1, "zoom": 0.2}
     kinds = ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
-    assert [type(l).__name__ for l in augmentation(augment, seed=0).layers] == kinds
+    assert [type(layer).__name__ for layer in augmentation(augment, seed=0).layers] == kinds
     model = build("small_cnn", (24, 24, 3), 3, {"augment": augment}, 0)
     inside = model.get_layer("augmentation")
-    assert [type(l).__name__ for l in inside.layers] == kinds
+    assert [type(layer).__name__ for layer in inside.layers] == kinds
     # it moves pixels while training and leaves them be at inference
     x = np.random.default_rng(0).integers(0, 256, (4, 24, 24, 3)).astype("float32")
     assert np.array_equal(keras.ops.convert_to_numpy(inside(x, training=False)), x)
@@ -165,6 +217,9 @@ def test_model_has_augmentation_layers_inside(trained):
     # the model trained above (rotation and contrast in TRAIN) was saved with its augmentation inside
     tmp, _ = trained
     saved = keras.saving.load_model(tmp / "models/small_cnn/model.keras", safe_mode=True)
-    assert [type(l).__name__ for l in saved.get_layer("augmentation").layers] == ["RandomRotation", "RandomContrast"]
+    assert [type(layer).__name__ for layer in saved.get_layer("augmentation").layers] == [
+        "RandomRotation",
+        "RandomContrast",
+    ]
     plain = build("small_cnn", (24, 24, 3), 3, {"augment": {"flip": "none", "rotation": 0}}, 0)
-    assert "augmentation" not in [l.name for l in plain.layers]
+    assert "augmentation" not in [layer.name for layer in plain.layers]

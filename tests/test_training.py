@@ -1,5 +1,6 @@
 """Training as users rely on it: two phases with the switch proven, a SIGKILLed run resuming at
 the epoch after its last finished one, the same metrics from two runs, mixed precision's dtypes."""
+
 import json
 import os
 import signal
@@ -19,9 +20,14 @@ from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PRETRAINED = {**TRAIN, "epochs": 2, "learning_rate": 0.003, "head": {"dropout": 0.2, "l2": 1e-4},
-              "fine_tune": {"epochs": 2, "learning_rate": 1e-5, "unfrozen_layers": 12},
-              "reduce_lr": {"factor": 0.5, "patience": 3, "min_lr": 0}}
+PRETRAINED = {
+    **TRAIN,
+    "epochs": 2,
+    "learning_rate": 0.003,
+    "head": {"dropout": 0.2, "l2": 1e-4},
+    "fine_tune": {"epochs": 2, "learning_rate": 1e-5, "unfrozen_layers": 12},
+    "reduce_lr": {"factor": 0.5, "patience": 3, "min_lr": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,8 @@ def tiny(tmp_path_factory):
 
     tmp = tiny_data(tmp_path_factory.mktemp("training"), side=32)
     keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
-        tmp / "backbone.weights.h5")
+        tmp / "backbone.weights.h5"
+    )
     keras.backend.clear_session()
     return tmp
 
@@ -84,8 +91,14 @@ def test_two_runs_with_one_seed_give_identical_histories_and_metrics(tiny):
     results = []
     for run in ("a", "b"):
         history = train_tiny(tiny, params={**TRAIN, "epochs": 3}, work=tiny / f"work-{run}")
-        metrics = evaluate(tiny / "models/small_cnn", tiny / "processed", tiny / "clean/index.csv",
-                           tiny / "interim/classes.json", tiny / f"reports-{run}", batch_size=16)
+        metrics = evaluate(
+            tiny / "models/small_cnn",
+            tiny / "processed",
+            tiny / "clean/index.csv",
+            tiny / "interim/classes.json",
+            tiny / f"reports-{run}",
+            batch_size=16,
+        )
         results.append((history.drop(columns="seconds"), metrics))
     pd.testing.assert_frame_equal(results[0][0], results[1][0], check_exact=True)
     assert results[0][1] == results[1][1]
@@ -132,20 +145,51 @@ def _kill_when(proc, path: Path, timeout=240):
     proc.wait()
 
 
-@pytest.mark.parametrize("model, epochs, fine_tune, killed_in", [
-    ("small_cnn", 8, 0, "train"),
-    ("mobilenetv2", 2, 4, "fine_tune"),
-])
-def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_path, model, epochs, fine_tune, killed_in):
-    params = _project_params(tmp_path, {
-        "models": [model], "epochs": epochs, "batch_size": 8, "learning_rate": 0.003, "patience": 100,
-        "weights": str(tiny / "backbone.weights.h5"), "mixed_precision": "off",
-        "fine_tune": {"epochs": fine_tune, "learning_rate": 1e-5, "unfrozen_layers": 12}})
+@pytest.mark.parametrize(
+    "model, epochs, fine_tune, killed_in",
+    [
+        ("small_cnn", 8, 0, "train"),
+        ("mobilenetv2", 2, 4, "fine_tune"),
+    ],
+)
+def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(
+    tiny, tmp_path, model, epochs, fine_tune, killed_in
+):
+    params = _project_params(
+        tmp_path,
+        {
+            "models": [model],
+            "epochs": epochs,
+            "batch_size": 8,
+            "learning_rate": 0.003,
+            "patience": 100,
+            "weights": str(tiny / "backbone.weights.h5"),
+            "mixed_precision": "off",
+            "fine_tune": {"epochs": fine_tune, "learning_rate": 1e-5, "unfrozen_layers": 12},
+        },
+    )
     work, out = tmp_path / "work", tmp_path / "model"
-    cmd = [str(BIN / "specimen"), "train", "--params", str(params), model, "--data", str(tiny / "processed"),
-           "--index", str(tiny / "clean/index.csv"), "--classes", str(tiny / "interim/classes.json"),
-           "--train", str(tiny / "clean/train.csv"), "--weights", str(tiny / "clean/class_weights.json"),
-           "--out", str(out), "--work", str(work)]
+    cmd = [
+        str(BIN / "specimen"),
+        "train",
+        "--params",
+        str(params),
+        model,
+        "--data",
+        str(tiny / "processed"),
+        "--index",
+        str(tiny / "clean/index.csv"),
+        "--classes",
+        str(tiny / "interim/classes.json"),
+        "--train",
+        str(tiny / "clean/train.csv"),
+        "--weights",
+        str(tiny / "clean/class_weights.json"),
+        "--out",
+        str(out),
+        "--work",
+        str(work),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metadata = work / f"backup-{killed_in}" / "training_metadata.json"
@@ -166,8 +210,9 @@ def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(tiny, tmp_pa
     history = pd.read_csv(out / "history.csv")
     total = epochs + fine_tune
     assert history.epoch.tolist() == list(range(1, total + 1))  # each epoch once, as uninterrupted
-    assert history.phase.value_counts().to_dict() == ({"train": epochs} if model == "small_cnn"
-                                                      else {"head": 2, "fine_tune": fine_tune})
+    assert history.phase.value_counts().to_dict() == (
+        {"train": epochs} if model == "small_cnn" else {"head": 2, "fine_tune": fine_tune}
+    )
     assert (out / "model.keras").is_file() and not work.exists()
 
 
@@ -191,8 +236,14 @@ def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        return model.fit(x, y, epochs=epochs, verbose=0, shuffle=False,
-                         callbacks=[Backup(str(tmp_path), delete_checkpoint=False), *more]), model
+        return model.fit(
+            x,
+            y,
+            epochs=epochs,
+            verbose=0,
+            shuffle=False,
+            callbacks=[Backup(str(tmp_path), delete_checkpoint=False), *more],
+        ), model
 
     _, once = fit(1)
     after_one = once.get_weights()
@@ -201,16 +252,20 @@ def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(
         for f in tmp_path.glob("epoch-*.weights.h5"):
             f.rename(tmp_path / "latest.weights.h5")
     elif killed_while == "weights":
+
         def save_weights(self, filepath, overwrite=True, **kwargs):
             Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # an h5 file cut short
             raise Killed
+
         monkeypatch.setattr(keras.Model, "save_weights", save_weights)
     else:
+
         @contextlib.contextmanager
         def atomic_file(path):
             tmp = Path(path).with_name(f".{Path(path).stem}.tmp-99999999{Path(path).suffix}")
             yield tmp
             raise Killed  # written beside, never moved in place
+
         monkeypatch.setattr(specimen.train.resume, "atomic_file", atomic_file)
     if killed_while != "older_specimen":
         with pytest.raises(Killed):
@@ -232,11 +287,10 @@ def test_a_kill_while_an_epochs_backup_is_written_resumes_from_the_epoch_before(
 
 def test_mixed_precision_computes_in_float16_with_a_float32_softmax_and_trains():
     import keras
+    import tensorflow as tf
 
     from specimen.train.models import backbone, build
     from specimen.train.setup import precision
-
-    import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))  # auto: mixed precision where there is a GPU
     assert precision("off") == "float32" and precision("auto") == ("mixed_float16" if gpu else "float32")
@@ -245,8 +299,8 @@ def test_mixed_precision_computes_in_float16_with_a_float32_softmax_and_trains()
         model = build("mobilenetv2", (32, 32, 3), 3, {"weights": "none", "augment": {"contrast": 0.1}}, 0)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)  # Keras scales the loss
-        convolutions = [l for l in backbone(model).layers if isinstance(l, keras.layers.Conv2D)]
-        assert convolutions and {l.compute_dtype for l in convolutions} == {"float16"}
+        convolutions = [layer for layer in backbone(model).layers if isinstance(layer, keras.layers.Conv2D)]
+        assert convolutions and {layer.compute_dtype for layer in convolutions} == {"float16"}
         assert model.get_layer("predictions").compute_dtype == "float32" and model.output.dtype == "float32"
         x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
         assert np.isfinite(model.train_on_batch(x, np.array([0, 1, 2, 0])))

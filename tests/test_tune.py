@@ -1,5 +1,6 @@
 """tune on real files: a seeded KerasTuner search over train's settings, its outputs, a pretrained
 backbone's unfrozen layers, the same trials from the same seed, and a SIGKILLed search resuming."""
+
 import json
 import os
 import signal
@@ -14,14 +15,22 @@ import yaml
 from PIL import Image
 
 from specimen import params as params_mod
-from specimen.train.tune import space, tune
+from specimen.train.space import space
+from specimen.train.tune import tune
 from tests.conftest import Killed
 from tests.test_train_evaluate import TRAIN, tiny_data
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SEARCH = {"trials": 3, "initial_points": 2, "epochs": 2, "learning_rate": [0.001, 0.01], "dropout": [0.0, 0.5],
-          "units": [0, 16, 32], "unfrozen_layers": [0, 12]}
+SEARCH = {
+    "trials": 3,
+    "initial_points": 2,
+    "epochs": 2,
+    "learning_rate": [0.001, 0.01],
+    "dropout": [0.0, 0.5],
+    "units": [0, 16, 32],
+    "unfrozen_layers": [0, 12],
+}
 SEED = 3
 
 
@@ -42,7 +51,8 @@ def tiny(tmp_path_factory):
 
     tmp = tiny_data(tmp_path_factory.mktemp("tune"), side=32)
     keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
-        tmp / "backbone.weights.h5")
+        tmp / "backbone.weights.h5"
+    )
     keras.backend.clear_session()
     write_params(tmp / "params.yaml", {**TRAIN, "patience": 2}, SEARCH)
     return tmp
@@ -50,9 +60,19 @@ def tiny(tmp_path_factory):
 
 def run_tune(tmp: Path, name: str, model="small_cnn", train=None, search=None, seed=SEED):
     p = params_mod.load(tmp / "params.yaml")
-    return tune(model, tmp / "processed", tmp / "clean/index.csv", tmp / "clean/class_weights.json",
-                tmp / "interim/classes.json", tmp / name, {**p["train"], **(train or {})}, {**p["tune"], **(search or {})},
-                seed, train_path=tmp / "clean/train.csv", work=tmp / f"{name}.work")
+    return tune(
+        model,
+        tmp / "processed",
+        tmp / "clean/index.csv",
+        tmp / "clean/class_weights.json",
+        tmp / "interim/classes.json",
+        tmp / name,
+        {**p["train"], **(train or {})},
+        {**p["tune"], **(search or {})},
+        seed,
+        train_path=tmp / "clean/train.csv",
+        work=tmp / f"{name}.work",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +84,27 @@ def searched(tiny):
 def test_the_best_trial_lies_in_the_space_and_is_what_best_params_yaml_says(searched):
     trials = pd.read_csv(searched / "trials.csv")
     assert trials.trial.tolist() == [1, 2, 3] and set(trials.status) == {"COMPLETED"}
-    assert list(trials.columns) == ["trial", "learning_rate", "units", "dropout", "val_loss", "epochs",
-                                    "trainable_weights", "seconds", "status"]  # small_cnn: no backbone to unfreeze
+    assert list(trials.columns) == [
+        "trial",
+        "learning_rate",
+        "units",
+        "dropout",
+        "val_loss",
+        "epochs",
+        "trainable_weights",
+        "seconds",
+        "status",
+    ]  # small_cnn: no backbone to unfreeze
     assert trials.learning_rate.between(0.001, 0.01).all() and trials.dropout.between(0, 0.5).all()
     assert set(trials.units) <= {0, 16, 32} and trials.epochs.between(1, 2).all()
     assert trials.learning_rate.nunique() == 3  # three proposals, not one
 
     best = trials.loc[trials.val_loss.idxmin()]
     text = (searched / "best_params.yaml").read_text()
-    assert yaml.safe_load(text) == {"learning_rate": best.learning_rate,
-                                    "small_cnn": {"units": int(best.units), "dropout": best.dropout}}
+    assert yaml.safe_load(text) == {
+        "learning_rate": best.learning_rate,
+        "small_cnn": {"units": int(best.units), "dropout": best.dropout},
+    }
     header = text.splitlines()[0]
     assert f"trial {int(best.trial)}" in header and f"val_loss {best.val_loss:.6g}" in header
     assert f"-S train.learning_rate={best.learning_rate:.6g}" in text  # the experiment to try it as
@@ -83,8 +114,10 @@ def test_the_best_trial_lies_in_the_space_and_is_what_best_params_yaml_says(sear
 
 
 def test_a_pretrained_backbone_searches_its_unfrozen_layers(tiny):
-    train = {"weights": str(tiny / "backbone.weights.h5"), "fine_tune": {"epochs": 5, "learning_rate": 1e-5,
-                                                                          "unfrozen_layers": 3}}
+    train = {
+        "weights": str(tiny / "backbone.weights.h5"),
+        "fine_tune": {"epochs": 5, "learning_rate": 1e-5, "unfrozen_layers": 3},
+    }
     assert "unfrozen_layers" in space("mobilenetv2", train, SEARCH).values
     assert "unfrozen_layers" not in space("small_cnn", train, SEARCH).values
     assert "unfrozen_layers" not in space("mobilenetv2", {"weights": "none"}, SEARCH).values  # nothing to keep
@@ -115,14 +148,32 @@ def _completed(work: Path) -> list:
 
 
 def test_a_sigkilled_search_resumes_after_its_finished_trials_and_the_same_seed_gives_the_same_trials(
-        tiny, searched, tmp_path):
+    tiny, searched, tmp_path
+):
     """`specimen tune` with the params of the search above, SIGKILLed once a trial has finished, then run
     again: it runs only the trials that had not finished, and ends with the very trials of the first run."""
     work, out = tmp_path / "work", tmp_path / "out"
-    cmd = [str(BIN / "specimen"), "tune", "--params", str(tiny / "params.yaml"), "small_cnn",
-           "--data", str(tiny / "processed"), "--index", str(tiny / "clean/index.csv"),
-           "--classes", str(tiny / "interim/classes.json"), "--train", str(tiny / "clean/train.csv"),
-           "--weights", str(tiny / "clean/class_weights.json"), "--out", str(out), "--work", str(work)]
+    cmd = [
+        str(BIN / "specimen"),
+        "tune",
+        "--params",
+        str(tiny / "params.yaml"),
+        "small_cnn",
+        "--data",
+        str(tiny / "processed"),
+        "--index",
+        str(tiny / "clean/index.csv"),
+        "--classes",
+        str(tiny / "interim/classes.json"),
+        "--train",
+        str(tiny / "clean/train.csv"),
+        "--weights",
+        str(tiny / "clean/class_weights.json"),
+        "--out",
+        str(out),
+        "--work",
+        str(work),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.monotonic() + 120
@@ -148,8 +199,9 @@ def test_a_sigkilled_search_resumes_after_its_finished_trials_and_the_same_seed_
         assert row.learning_rate == pytest.approx(trial["hyperparameters"]["values"]["learning_rate"], rel=1e-5)
         assert row.val_loss == pytest.approx(trial["score"], rel=1e-6)
     # the same seed, the same search: values and scores (a seeded oracle, every trial trained from the seed)
-    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"),
-                                  pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True)
+    pd.testing.assert_frame_equal(
+        resumed.drop(columns="seconds"), pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True
+    )
     assert (out / "best_params.yaml").read_bytes() == (searched / "best_params.yaml").read_bytes()
     assert not work.exists()
 
@@ -167,7 +219,8 @@ def _recorded(work: Path) -> list:
 
 
 def test_a_search_killed_between_a_trials_file_and_the_oracles_state_draws_that_trial_again(
-        tiny, searched, monkeypatch):
+    tiny, searched, monkeypatch
+):
     """KerasTuner writes a new trial's file, then saves the oracle: killed in between, the trial is on
     disk but the oracle never drew it. The resumed search draws it again and ends as if never killed."""
     from keras_tuner.src.engine.oracle import Oracle
@@ -186,12 +239,16 @@ def test_a_search_killed_between_a_trials_file_and_the_oracles_state_draws_that_
     assert json.loads((tiny / "orphan.work/search/trial_1/trial.json").read_text())["status"] == "RUNNING"
 
     run_tune(tiny, "orphan")
-    pd.testing.assert_frame_equal(pd.read_csv(tiny / "orphan/trials.csv").drop(columns="seconds"),
-                                  pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tiny / "orphan/trials.csv").drop(columns="seconds"),
+        pd.read_csv(searched / "trials.csv").drop(columns="seconds"),
+        check_exact=True,
+    )
 
 
 def test_a_search_killed_between_the_oracles_state_and_the_tuners_keeps_its_first_trial(
-        tiny, searched, monkeypatch, capsys):
+    tiny, searched, monkeypatch, capsys
+):
     """As the first trial ends, KerasTuner saves the oracle, then its own (empty) state, which is what it
     looks for to resume. Killed in between, the resumed search keeps that trial, and ends as if never killed."""
     from keras_tuner.src.engine.base_tuner import BaseTuner
@@ -211,21 +268,46 @@ def test_a_search_killed_between_the_oracles_state_and_the_tuners_keeps_its_firs
     run_tune(tiny, "untold")
     said = capsys.readouterr().out
     assert "1 of 3 trials already finished" in said and "trial 1/3" not in said, said
-    pd.testing.assert_frame_equal(pd.read_csv(tiny / "untold/trials.csv").drop(columns="seconds"),
-                                  pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tiny / "untold/trials.csv").drop(columns="seconds"),
+        pd.read_csv(searched / "trials.csv").drop(columns="seconds"),
+        check_exact=True,
+    )
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"tune": {"learning_rate": [0.1, 0.001]}}, ["tune.learning_rate", "not a range"]),
-    ({"model": "resnet"}, ["unknown model 'resnet'", "small_cnn"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"tune": {"learning_rate": [0.1, 0.001]}}, ["tune.learning_rate", "not a range"]),
+        ({"model": "resnet"}, ["unknown model 'resnet'", "small_cnn"]),
+    ],
+)
 def test_bad_input_is_one_line(tiny, tmp_path, change, words):
     params = write_params(tmp_path / "params.yaml", {**TRAIN, "patience": 2}, {**SEARCH, **change.get("tune", {})})
-    proc = subprocess.run([str(BIN / "specimen"), "tune", "--params", str(params), change.get("model", "small_cnn"),
-                           "--data", str(tiny / "processed"), "--index", str(tiny / "clean/index.csv"),
-                           "--classes", str(tiny / "interim/classes.json"), "--train", str(tiny / "clean/train.csv"),
-                           "--weights", str(tiny / "clean/class_weights.json"), "--out", str(tmp_path / "out")],
-                          cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(BIN / "specimen"),
+            "tune",
+            "--params",
+            str(params),
+            change.get("model", "small_cnn"),
+            "--data",
+            str(tiny / "processed"),
+            "--index",
+            str(tiny / "clean/index.csv"),
+            "--classes",
+            str(tiny / "interim/classes.json"),
+            "--train",
+            str(tiny / "clean/train.csv"),
+            "--weights",
+            str(tiny / "clean/class_weights.json"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     for w in words:
         assert w in proc.stderr

@@ -1,4 +1,5 @@
 """Writing artefacts: atomically (complete or absent) and byte-for-byte deterministically."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,10 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 def _tmp_sibling(path: Path) -> Path:
     """A hidden name in the same folder (so os.replace is atomic) that keeps the suffix. What a
     killed writer left under such a name (its process is gone) is removed first."""
-    remove_left_by_dead(path.parent.glob(f".{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"),
-                        lambda left: left.name[len(path.stem) + 6:len(left.name) - len(path.suffix) or None])
+    remove_left_by_dead(
+        path.parent.glob(f".{glob.escape(path.stem)}.tmp-*{glob.escape(path.suffix)}"),
+        lambda left: left.name[len(path.stem) + 6 : len(left.name) - len(path.suffix) or None],
+    )
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
@@ -32,7 +35,9 @@ def remove_left_by_dead(paths, pid_of) -> None:
     for left in paths:
         pid = pid_of(left)
         if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(left, ignore_errors=True) if left.is_dir() and not left.is_symlink() else left.unlink(missing_ok=True)
+            shutil.rmtree(left, ignore_errors=True) if left.is_dir() and not left.is_symlink() else left.unlink(
+                missing_ok=True
+            )
 
 
 def process_alive(pid: int) -> bool:
@@ -126,7 +131,9 @@ def working_folder(path: str | Path, settings: dict) -> bool:
     with other settings, or with none recorded, is emptied first. Returns whether it was."""
     path = Path(path)
     marker = path / "settings.json"
-    stale = path.exists() and (not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(settings)))
+    stale = path.exists() and (
+        not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(settings))
+    )
     if stale:
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)

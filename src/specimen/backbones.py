@@ -5,6 +5,7 @@ comes with its module, whose ``preprocess_input`` turns 0..255 RGB pixels into w
 was trained on (caffe-style BGR means for VGG and ResNet, [-1, 1] for Xception or MobileNetV2,
 nothing for EfficientNet and ConvNeXt, which rescale inside).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,19 +16,28 @@ from specimen import SpecimenError
 
 # keras.applications module: its constructors.
 FAMILIES = {
-    "vgg16": "VGG16", "vgg19": "VGG19",
-    "resnet": "ResNet50 ResNet101 ResNet152", "resnet_v2": "ResNet50V2 ResNet101V2 ResNet152V2",
-    "xception": "Xception", "inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2",
-    "mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2", "mobilenet_v3": "MobileNetV3Small MobileNetV3Large",
+    "vgg16": "VGG16",
+    "vgg19": "VGG19",
+    "resnet": "ResNet50 ResNet101 ResNet152",
+    "resnet_v2": "ResNet50V2 ResNet101V2 ResNet152V2",
+    "xception": "Xception",
+    "inception_v3": "InceptionV3",
+    "inception_resnet_v2": "InceptionResNetV2",
+    "mobilenet": "MobileNet",
+    "mobilenet_v2": "MobileNetV2",
+    "mobilenet_v3": "MobileNetV3Small MobileNetV3Large",
     "densenet": "DenseNet121 DenseNet169 DenseNet201",
     "efficientnet": " ".join(f"EfficientNetB{i}" for i in range(8)),
     "efficientnet_v2": "EfficientNetV2B0 EfficientNetV2B1 EfficientNetV2B2 EfficientNetV2B3 EfficientNetV2S "
-                       "EfficientNetV2M EfficientNetV2L",
+    "EfficientNetV2M EfficientNetV2L",
     "convnext": "ConvNeXtTiny ConvNeXtSmall ConvNeXtBase ConvNeXtLarge ConvNeXtXLarge",
     "nasnet": "NASNetMobile NASNetLarge",
 }
-BACKBONES = {c.lower().replace("convnext", "convnext_"): (module, c)
-             for module, constructors in FAMILIES.items() for c in constructors.split()}
+BACKBONES = {
+    c.lower().replace("convnext", "convnext_"): (module, c)
+    for module, constructors in FAMILIES.items()
+    for c in constructors.split()
+}
 MIN_SIZE = {"xception": 71, "inceptionv3": 75, "inceptionresnetv2": 75}  # the others: 32
 
 
@@ -39,7 +49,9 @@ def check_size(name: str, size, setting: str) -> None:
     """A one-line error when `size` [H, W] is below what the backbone takes."""
     least = min_size(name)
     if min(size) < least:
-        raise SpecimenError(f"{name} cannot take {size[0]}x{size[1]} images: set {setting} to at least [{least}, {least}]")
+        raise SpecimenError(
+            f"{name} cannot take {size[0]}x{size[1]} images: set {setting} to at least [{least}, {least}]"
+        )
 
 
 def constructor(name: str):
@@ -63,9 +75,11 @@ def first_line(e: BaseException) -> str:
 
 def imagenet_how(constructor_name: str, setting: str) -> str:
     """How to pre-fetch a backbone's ImageNet weights onto a machine without internet."""
-    return (f"on a machine with internet run keras.applications.{constructor_name}(include_top=False, "
-            f"weights='imagenet'), then copy the file it saved in ~/.keras/models/ into "
-            f"{os.environ.get('KERAS_HOME', '~/.keras')}/models/ here, or set {setting} to a .weights.h5 file")
+    return (
+        f"on a machine with internet run keras.applications.{constructor_name}(include_top=False, "
+        f"weights='imagenet'), then copy the file it saved in ~/.keras/models/ into "
+        f"{os.environ.get('KERAS_HOME', '~/.keras')}/models/ here, or set {setting} to a .weights.h5 file"
+    )
 
 
 @contextlib.contextmanager

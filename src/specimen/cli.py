@@ -5,6 +5,7 @@ runs with); an error the user can fix is one line on stderr and exit status 2, n
 wrong param, an input that is missing (naming the stage that makes it), a full disk. The commands and
 their arguments are in specimen.commands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,18 +31,27 @@ def parser(chosen: str | None = None) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="specimen",
         description="A reproducible image-classification pipeline. Each stage below is one step of the "
-                    "DAG that `snakemake results/all` and `dvc repro` run; `specimen STAGE --help` tells "
-                    "what it reads and writes.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "DAG that `snakemake results/all` and `dvc repro` run; `specimen STAGE --help` tells "
+        "what it reads and writes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top.add_argument("--version", action="version", version=f"specimen {__version__}")
     subs = top.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for command in COMMANDS.values():
         help = command.help if command.dag else f"tool: {command.help}"
-        sub = subs.add_parser(command.name, help=help, formatter_class=argparse.RawDescriptionHelpFormatter,
-                              description=(module_doc(command.module) if command.name == chosen else None) or help)
-        sub.add_argument("--params", type=Path, default=Path(os.environ.get("SPECIMEN_PARAMS", "params.yaml")),
-                         help="the params file (default: $SPECIMEN_PARAMS, which Snakemake sets to the config it "
-                              "runs with, else params.yaml)")
+        sub = subs.add_parser(
+            command.name,
+            help=help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=(module_doc(command.module) if command.name == chosen else None) or help,
+        )
+        sub.add_argument(
+            "--params",
+            type=Path,
+            default=Path(os.environ.get("SPECIMEN_PARAMS", "params.yaml")),
+            help="the params file (default: $SPECIMEN_PARAMS, which Snakemake sets to the config it "
+            "runs with, else params.yaml)",
+        )
         for flags, kwargs in command.arguments:
             sub.add_argument(*flags, **kwargs)
         sub.set_defaults(command=command)
@@ -77,8 +87,11 @@ def main(argv=None) -> int:
         if e.errno in FULL_DISK:
             target = e.filename or getattr(args, "out", None)  # a write() error names no file: the stage's output
             where = f" writing {target}" if target else ""
-            return fail(args.stage, f"{os.strerror(e.errno).lower()}{where}: nothing was kept; free some space "
-                        "(or move the project to a larger disk) and run it again")
+            return fail(
+                args.stage,
+                f"{os.strerror(e.errno).lower()}{where}: nothing was kept; free some space "
+                "(or move the project to a larger disk) and run it again",
+            )
         if e.errno in MISSING and e.filename:
             return fail(args.stage, f"{e.filename}: no such file or folder{made_by(e.filename)}")
         if e.filename:
@@ -95,7 +108,7 @@ def fail(stage: str, message: str) -> int:
 
 
 def made_by(path) -> str:
-    """", made by the DAG's stage X: ..." for a path that a stage of ./dvc.yaml writes (or lies inside
+    """ ", made by the DAG's stage X: ..." for a path that a stage of ./dvc.yaml writes (or lies inside
     one of its output folders), else ""."""
     import re
 
@@ -111,8 +124,10 @@ def made_by(path) -> str:
             out = next(iter(out)) if isinstance(out, dict) else str(out)
             pattern = re.sub(r"\\\$\\\{[^}]*\\\}", "[^/]+", re.escape(out))  # ${item}, ${embed.extractor}
             if re.fullmatch(f"{pattern}(/.*)?", wanted):
-                target = "/".join(wanted.split("/")[:len(out.split("/"))])  # the output itself, not a file in it
-                return f", which the {name} stage makes: run it first (snakemake --cores 2 {target}, or dvc repro {name})"
+                target = "/".join(wanted.split("/")[: len(out.split("/"))])  # the output itself, not a file in it
+                return (
+                    f", which the {name} stage makes: run it first (snakemake --cores 2 {target}, or dvc repro {name})"
+                )
     return ""
 
 

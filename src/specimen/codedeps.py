@@ -1,11 +1,13 @@
 """The code each DAG stage runs, derived from the source: `specimen <stage>` executes cli.py and what it
-imports (commands.py's shared part, params.py), and the closure of the modules its runner imports.
+imports (the commands package, less the runners' bodies; params.py), and the closure of the modules
+its runner imports.
 
 Snakemake (workflow/rules/common.smk) makes these files each rule's code inputs, so a change to any
 of them re-runs the stage; dvc.yaml lists the same files, and tests/test_provenance.py fails, naming
 the lines to add or remove, when it drifts from them. Imports are read from the source (at any depth:
 the stages import lazily), never by importing it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "specimen"
+COMMANDS = f"{PACKAGE}.commands"  # a runner per command, each phase's in a module of its own
 
 
 def stage_code(stage: str, src: Path | None = None) -> list[str]:
@@ -21,33 +24,41 @@ def stage_code(stage: str, src: Path | None = None) -> list[str]:
     src = Path(src) if src is not None else Path(__file__).resolve().parents[1]
     entries = stage_entries(src)
     if stage not in entries:
-        raise KeyError(f"no stage {stage!r} in {PACKAGE}/commands.py (stages: {', '.join(sorted(entries))})")
+        raise KeyError(f"no stage {stage!r} in {PACKAGE}/commands/ (stages: {', '.join(sorted(entries))})")
     modules = closure(src, {f"{PACKAGE}.cli"} | entries[stage])
     return sorted(f"{src.name}/{module_path(src, m).relative_to(src).as_posix()}" for m in modules)
 
 
 @cache
 def stage_entries(src: Path) -> dict[str, frozenset[str]]:
-    """{stage: the modules its runner in commands.py imports}, from each function decorated
+    """{stage: the modules its runner imports}, from each function of the commands package decorated
     @stage(name, ...) (the tools, decorated @tool, are no DAG stages)."""
-    tree = ast.parse(module_path(src, f"{PACKAGE}.commands").read_text(encoding="utf-8"))
-    return {_command(node)[1]: frozenset(imports(src, f"{PACKAGE}.commands", node))
-            for node in tree.body if _command(node) and _command(node)[0] == "stage"}
+    entries = {}
+    for path in sorted(module_path(src, COMMANDS).parent.glob("*.py")):
+        module = COMMANDS if path.name == "__init__.py" else f"{COMMANDS}.{path.stem}"
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if _command(node) and _command(node)[0] == "stage":
+                entries[_command(node)[1]] = frozenset(imports(src, module, node))
+    return entries
 
 
 def _command(node) -> tuple[str, str] | None:
-    """("stage" or "tool", name) for a function of commands.py registered as a command."""
+    """("stage" or "tool", name) for a function of the commands package registered as a command."""
     if isinstance(node, ast.FunctionDef):
         for deco in node.decorator_list:
-            if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) in ("stage", "tool") and deco.args
-                    and isinstance(deco.args[0], ast.Constant)):
+            if (
+                isinstance(deco, ast.Call)
+                and getattr(deco.func, "id", None) in ("stage", "tool")
+                and deco.args
+                and isinstance(deco.args[0], ast.Constant)
+            ):
                 return deco.func.id, deco.args[0].value
     return None
 
 
 def closure(src: Path, modules: set[str]) -> set[str]:
     """`modules`, their parent packages and everything they import inside the package, transitively.
-    Of commands.py, only what every command runs counts: each runner's imports belong to its stage."""
+    Of the commands package, only what every command runs counts: each runner's imports belong to its stage."""
     seen, todo = set(), list(modules)
     while todo:
         name = todo.pop()
@@ -56,7 +67,7 @@ def closure(src: Path, modules: set[str]) -> set[str]:
         seen.add(name)
         todo.extend(parents(name))
         tree = ast.parse(module_path(src, name).read_text(encoding="utf-8"))
-        if name == f"{PACKAGE}.commands":
+        if name == COMMANDS or name.startswith(f"{COMMANDS}."):
             tree = ast.Module(body=[n for n in tree.body if not _command(n)], type_ignores=[])
         todo.extend(imports(src, name, tree))
     return seen

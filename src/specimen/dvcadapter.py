@@ -9,6 +9,7 @@
 
 ``check`` says in one line which of them a DVC upgrade moved (tests/test_provenance.py runs it).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,10 @@ def check() -> None:
     if not hasattr(importlib.import_module("dvc.dvcfile").Lockfile, "remove_stage"):
         missing.append("dvc.dvcfile.Lockfile.remove_stage")
     if missing:
-        raise SpecimenError(f"dvc {dvc.__version__} has no {', '.join(missing)}, which specimen.dvcadapter uses: "
-                            "pin dvc<3.68 or adapt specimen/dvcadapter.py")
+        raise SpecimenError(
+            f"dvc {dvc.__version__} has no {', '.join(missing)}, which specimen.dvcadapter uses: "
+            "pin dvc<3.68 or adapt specimen/dvcadapter.py"
+        )
 
 
 def repo_lock(repo):

@@ -26,6 +26,7 @@ Snakemake's jobs; and a Snakemake run started while DVC works stops before it ru
 What DVC offers no public way to do (its locks, removing one stage's record) is in
 specimen.dvcadapter, one function each.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,12 @@ def commit_finished(root: Path) -> dict:
                 # which Snakemake compares) as Snakemake wrote them.
                 repo.commit(stage.addressing, force=True, relink=False)
             not_run = [s.addressing for s in stages if not all(o.exists for o in s.outs)]
-            return {"committed": [s.addressing for s in current], "forgotten": forgotten,
-                    "out_of_date": [s.addressing for s in rerun if s.addressing not in not_run], "not_run": not_run}
+            return {
+                "committed": [s.addressing for s in current],
+                "forgotten": forgotten,
+                "out_of_date": [s.addressing for s in rerun if s.addressing not in not_run],
+                "not_run": not_run,
+            }
     except DvcException as e:
         raise SpecimenError(f"dvc commit: {str(e).splitlines()[0]}") from None
 
@@ -74,8 +79,13 @@ def snakemake_would_build(root: Path, targets: list[str]) -> set[str]:
     from specimen import SpecimenError
 
     env = {k: v for k, v in os.environ.items() if k != "SPECIMEN_PARAMS"}
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--rerun-incomplete", "--cores", "1",
-                           "--", *targets], cwd=root, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--rerun-incomplete", "--cores", "1", "--", *targets],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         said = [line for line in (done.stderr + done.stdout).strip().splitlines() if line.strip()]
         raise SpecimenError(f"snakemake -n failed, so nothing was recorded: {said[-1] if said else 'no message'}")
@@ -99,8 +109,10 @@ def hold_lock(root: Path):
     from specimen.dvcadapter import check, repo_lock, stage_running
 
     check()
-    busy = ("DVC is running in this project (dvc repro, dvc exp run, dvc pull...) and holds its lock{}: "
-            "wait for it to finish, then run snakemake again")
+    busy = (
+        "DVC is running in this project (dvc repro, dvc exp run, dvc pull...) and holds its lock{}: "
+        "wait for it to finish, then run snakemake again"
+    )
     with Repo(str(root)) as repo:
         lock = repo_lock(repo)
         try:
@@ -143,11 +155,13 @@ def pull(root: Path, targets: list[str], remote: str | None = None) -> dict:
     except DvcException as e:
         raise SpecimenError(f"dvc pull: {str(e).splitlines()[0]}") from None
     if outs:
-        done = subprocess.run(["snakemake", "--touch", "--cores", "1", *outs], cwd=root, capture_output=True,
-                              text=True)
+        done = subprocess.run(["snakemake", "--touch", "--cores", "1", *outs], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise SpecimenError(f"snakemake --touch failed: {last}")
-    return {"fetched": result["stats"]["fetched"], "current": [s.addressing for s in current],
-            "stale": sorted({s.addressing for s in complete} - {s.addressing for s in current}),
-            "missing": sorted(s.addressing for s in incomplete)}
+    return {
+        "fetched": result["stats"]["fetched"],
+        "current": [s.addressing for s in current],
+        "stale": sorted({s.addressing for s in complete} - {s.addressing for s in current}),
+        "missing": sorted(s.addressing for s in incomplete),
+    }

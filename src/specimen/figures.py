@@ -8,6 +8,7 @@ They are made to be read at any number of classes: the confusion matrices and th
 grow with the classes up to a cap, shrink their labels to fit, and drop cell numbers that would
 not fit (200 classes give a 28-inch matrix with 6-point labels).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,9 @@ def confusion(matrix: np.ndarray, classes: list[str], normalized: bool = False):
     cell, font = _side(n)
     side = 2.5 + cell * n
     fig, ax = pyplot.subplots(figsize=(side + 1.2, side))
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalized else max(1, values.max()),
-                      interpolation="nearest")
+    image = ax.imshow(
+        values, cmap="Blues", vmin=0, vmax=1 if normalized else max(1, values.max()), interpolation="nearest"
+    )
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class" if normalized else "images")
     ax.set_xticks(range(n), classes, rotation=90, fontsize=font)
     ax.set_yticks(range(n), classes, fontsize=font)
@@ -68,8 +70,15 @@ def confusion(matrix: np.ndarray, classes: list[str], normalized: bool = False):
     if n <= ANNOTATE_UP_TO:
         for i, j in zip(*np.nonzero(matrix)):
             text = f"{values[i, j]:.2f}" if normalized else str(matrix[i, j])
-            ax.text(j, i, text, ha="center", va="center", fontsize=font - 1,
-                    color="white" if values[i, j] > 0.6 * (1 if normalized else values.max()) else "black")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=font - 1,
+                color="white" if values[i, j] > 0.6 * (1 if normalized else values.max()) else "black",
+            )
     kind = "normalised by true class (recall on the diagonal)" if normalized else "counts"
     ax.set_title(f"Confusion matrix, {kind} (test, n={int(matrix.sum())})")
     return fig
@@ -78,8 +87,13 @@ def confusion(matrix: np.ndarray, classes: list[str], normalized: bool = False):
 def f1_bars(report: dict, classes: list[str]):
     """Each class's F1, sorted from worst (top) to best, with its support and the macro mean."""
     pyplot = plt()
-    frame = pd.DataFrame({"class": classes, "f1": [report[c]["f1-score"] for c in classes],
-                          "support": [int(report[c]["support"]) for c in classes]})
+    frame = pd.DataFrame(
+        {
+            "class": classes,
+            "f1": [report[c]["f1-score"] for c in classes],
+            "support": [int(report[c]["support"]) for c in classes],
+        }
+    )
     frame = frame.sort_values(["f1", "class"], ascending=[True, True], kind="stable")
     cell, font = _side(len(classes))
     fig, ax = pyplot.subplots(figsize=(8, 1.5 + cell * len(classes)))
@@ -109,9 +123,15 @@ def curves(history: pd.DataFrame):
             ax.plot(history.epoch, history[f"val_{metric}"], marker="o", label="valid")
         for epoch in starts:
             ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.annotate(history.phase[history.epoch == epoch].iloc[0], (epoch - 0.5, 1),
-                        xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points",
-                        fontsize=8, color="grey")
+            ax.annotate(
+                history.phase[history.epoch == epoch].iloc[0],
+                (epoch - 0.5, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="grey",
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.set_title(metric)
@@ -151,10 +171,25 @@ def reliability(table: pd.DataFrame, ece: float):
     pyplot = plt()
     fig, (top, bottom) = pyplot.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = table.upper - table.lower
-    top.bar(table.lower, table.accuracy, width=width, align="edge", edgecolor="black", color="tab:blue",
-            label="accuracy in the bin")
-    top.bar(table.lower, table.confidence - table.accuracy, bottom=table.accuracy, width=width, align="edge",
-            color="tab:red", alpha=0.3, label="gap to the mean confidence")
+    top.bar(
+        table.lower,
+        table.accuracy,
+        width=width,
+        align="edge",
+        edgecolor="black",
+        color="tab:blue",
+        label="accuracy in the bin",
+    )
+    top.bar(
+        table.lower,
+        table.confidence - table.accuracy,
+        bottom=table.accuracy,
+        width=width,
+        align="edge",
+        color="tab:red",
+        alpha=0.3,
+        label="gap to the mean confidence",
+    )
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
@@ -169,12 +204,14 @@ def reliability(table: pd.DataFrame, ece: float):
 
 # -- clean, baselines, report, tune ------------------------------------------------------------
 
+
 def class_counts(index: pd.DataFrame, kept: pd.DataFrame, split_order: list[str]):
     """Images per class before and after cleaning, one panel per split."""
     classes = sorted(index.label.unique(), key=str)
     splits = [s for s in split_order if (index.split == s).any()]
-    fig, axes = plt().subplots(1, len(splits), figsize=(max(6, 0.35 * len(classes) * len(splits) + 2), 4),
-                               squeeze=False, sharey=False)
+    fig, axes = plt().subplots(
+        1, len(splits), figsize=(max(6, 0.35 * len(classes) * len(splits) + 2), 4), squeeze=False, sharey=False
+    )
     x = np.arange(len(classes))
     for ax, split in zip(axes[0], splits):
         before = index[index.split == split].label.value_counts().reindex(classes, fill_value=0)
@@ -213,10 +250,12 @@ def baselines(summary: pd.DataFrame):
 def comparison(table: pd.DataFrame):
     """Models and baselines: accuracy and macro F1 (best at the top), and accuracy against train time."""
     table = table.iloc[::-1]  # best at the top
-    fig, (scores, speed) = plt().subplots(1, 2, figsize=(13, max(3.5, 0.42 * len(table) + 1.5)),
-                                          gridspec_kw={"width_ratios": [3, 2]})
-    table.set_index("name")[["accuracy", "macro_f1"]].plot.barh(ax=scores, xlim=(0, 1), width=0.8,
-                                                                color=["#4c72b0", "#dd8452"])
+    fig, (scores, speed) = plt().subplots(
+        1, 2, figsize=(13, max(3.5, 0.42 * len(table) + 1.5)), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    table.set_index("name")[["accuracy", "macro_f1"]].plot.barh(
+        ax=scores, xlim=(0, 1), width=0.8, color=["#4c72b0", "#dd8452"]
+    )
     scores.set_title("Test split: trained models and baselines")
     scores.set_ylabel("")
     scores.grid(axis="x", alpha=0.3)
@@ -225,8 +264,9 @@ def comparison(table: pd.DataFrame):
         part = table[table.kind == kind]
         speed.scatter(part.train_seconds, part.accuracy, marker=marker, s=60, label=kind)
         for _, row in part.iterrows():
-            speed.annotate(row["name"], (row.train_seconds, row.accuracy), fontsize=7,
-                           xytext=(4, 2), textcoords="offset points")
+            speed.annotate(
+                row["name"], (row.train_seconds, row.accuracy), fontsize=7, xytext=(4, 2), textcoords="offset points"
+            )
     speed.set_xscale("log")
     speed.set_xlabel("train time (s, log scale)")
     speed.set_ylabel("accuracy")

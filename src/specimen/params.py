@@ -8,6 +8,7 @@ from dvc.lock's record (and, named in dvc.yaml, stops DVC), so the project's par
 every key out. ``missing`` lists those it leaves to the defaults; ``fill`` (``specimen params
 --fill``) writes them in, keeping the file's comments.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,15 @@ def _where(error) -> str:
     return "".join(parts) or "(top level)"
 
 
-TYPE_WORDS = {"null": "null", "string": "a string", "integer": "an integer", "number": "a number",
-              "boolean": "true or false", "array": "a list", "object": "a mapping"}
+TYPE_WORDS = {
+    "null": "null",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+}
 
 
 def _describe(schema: dict) -> str:
@@ -65,8 +73,11 @@ def _describe(schema: dict) -> str:
     words = []
     for t in types if isinstance(types, list) else [types]:
         word = TYPE_WORDS.get(t, str(t))
-        bounds = [f"{op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
-                                                         ("maximum", "<="), ("exclusiveMaximum", "<")) if key in schema]
+        bounds = [
+            f"{op} {schema[key]}"
+            for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+            if key in schema
+        ]
         if t in ("integer", "number") and bounds:
             word += " " + " and ".join(bounds)
         if t == "array":
@@ -146,8 +157,10 @@ def check_complete(path: str | Path = "params.yaml") -> None:
     absent = missing(raw, schema_for(path))
     if absent:
         shown = ", ".join(absent[:8]) + (f" and {len(absent) - 8} more" if len(absent) > 8 else "")
-        raise SpecimenError(f"{path}: {shown} not written out: DVC reads {path.name} as it is, so dvc.lock would "
-                            f"not record the value a stage uses; run `specimen params --fill` to write in the defaults")
+        raise SpecimenError(
+            f"{path}: {shown} not written out: DVC reads {path.name} as it is, so dvc.lock would "
+            f"not record the value a stage uses; run `specimen params --fill` to write in the defaults"
+        )
 
 
 def fill(path: str | Path = "params.yaml") -> list[str]:
@@ -203,6 +216,7 @@ def _block_end(lines: list[str], parents: list[str], path: Path) -> tuple[int, i
         child = next((len(lines[j]) - len(lines[j].lstrip()) for j in children), indent + 2)
         block_end = next((j for j in children if len(lines[j]) - len(lines[j].lstrip()) < child), end)
         start, end, indent = i + 1, block_end, child
-    last = max((j for j in range(start, end) if lines[j].strip() and not lines[j].lstrip().startswith("#")),
-               default=start - 1)
+    last = max(
+        (j for j in range(start, end) if lines[j].strip() and not lines[j].lstrip().startswith("#")), default=start - 1
+    )
     return last + 1, indent

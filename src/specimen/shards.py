@@ -5,6 +5,7 @@ Few files for DVC, deterministic bytes (plain .npy), and random access through m
 readers hold only the batch they ask for. The index CSV beside the shards maps each image id to
 (shard, offset).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,11 @@ def shard_name(number: int) -> str:
 def write_shard(path: Path, pixels: np.ndarray, slots: list[int]) -> None:
     """Write pixels[slots] as one .npy file without an intermediate copy (a standard header, then
     each image's bytes straight from `pixels`, e.g. a memory-mapped buffer)."""
-    header = {"descr": np.lib.format.dtype_to_descr(pixels.dtype), "fortran_order": False,
-              "shape": (len(slots), *pixels.shape[1:])}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(pixels.dtype),
+        "fortran_order": False,
+        "shape": (len(slots), *pixels.shape[1:]),
+    }
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
         if slots == list(range(len(slots))):
@@ -54,7 +58,7 @@ class Shards:
         """Yield (rows of `index`, images) in index order, `batch_size` at a time. Shards a batch
         does not use are unmapped, so a pass over the data holds one shard's pages, not all."""
         for start in range(0, len(index), batch_size):
-            rows = index.iloc[start:start + batch_size]
+            rows = index.iloc[start : start + batch_size]
             for name in set(self._maps) - set(rows["shard"]):
                 del self._maps[name]
             yield rows, self.get(rows["shard"], rows["offset"])

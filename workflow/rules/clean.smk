@@ -9,17 +9,17 @@ rule embed:
         weights=[] if config["embed"]["weights"] in ("imagenet", "none") else [config["embed"]["weights"]],
     output:
         FEATURES,
-    params:
-        tracked=tracked("embed"),  # the params its DVC stage lists
-    threads: 2
-    resources:
-        mem_mb=4000,
     log:
         "logs/embed.log",
     benchmark:
         "logs/benchmarks/embed.tsv"
     conda:
         CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        tracked=tracked("embed"),  # the params its DVC stage lists
     shell:
         "specimen embed {input.processed} {output} > {log} 2>&1"
 
@@ -31,19 +31,35 @@ rule clean:
         code=code("clean"),
     output:
         index="data/clean/index.csv",
-        removed=report("data/clean/removed.csv", caption="../report/removed.rst", category="Data", labels={"table": "removed images"}),
+        removed=report(
+            "data/clean/removed.csv",
+            caption="../report/removed.rst",
+            category="Data",
+            labels={"table": "removed images"},
+        ),
         scores="data/clean/scores.csv",
         summary="data/clean/summary.json",
-        counts=report("data/clean/class_counts.png", caption="../report/class_counts.rst", category="Data", labels={"figure": "images per class"}),
-        gallery=report(directory("data/clean/gallery"), patterns=["{name}.png"], caption="../report/removed_gallery.rst", category="Data", labels={"figure": "removed: {name}"}),
-    params:
-        tracked=tracked("clean"),  # the params its DVC stage lists
+        counts=report(
+            "data/clean/class_counts.png",
+            caption="../report/class_counts.rst",
+            category="Data",
+            labels={"figure": "images per class"},
+        ),
+        gallery=report(
+            directory("data/clean/gallery"),
+            patterns=["{name}.png"],
+            caption="../report/removed_gallery.rst",
+            category="Data",
+            labels={"figure": "removed: {name}"},
+        ),
     log:
         "logs/clean.log",
     benchmark:
         "logs/benchmarks/clean.tsv"
     conda:
         CONDA_ENV
+    params:
+        tracked=tracked("clean"),  # the params its DVC stage lists
     shell:
         "specimen clean {input.processed} {input.features} data/clean > {log} 2>&1"
 
@@ -55,13 +71,13 @@ rule balance:
     output:
         train="data/clean/train.csv",
         weights="data/clean/class_weights.json",
-    params:
-        tracked=tracked("balance"),  # the params its DVC stage lists
     log:
         "logs/balance.log",
     benchmark:
         "logs/benchmarks/balance.tsv"
     conda:
         CONDA_ENV
+    params:
+        tracked=tracked("balance"),  # the params its DVC stage lists
     shell:
         "specimen balance {input.index} data/clean > {log} 2>&1"

@@ -144,8 +144,10 @@ def record_in_dvc(failed=False):
     if not Path(".dvc").is_dir():
         return
     if not PARAMS_ARE_PARAMS_YAML:
-        print("specimen: config overrides in use: DVC, which reads only params.yaml, records only the stages "
-              "they did not change; copy the config over params.yaml (and run again) to version the rest")
+        print(
+            "specimen: config overrides in use: DVC, which reads only params.yaml, records only the stages "
+            "they did not change; copy the config over params.yaml (and run again) to version the rest"
+        )
     try:
         shell("specimen dvc-commit")
     except Exception:  # its one line is already on stderr; the run's own status stands

@@ -8,15 +8,15 @@ rule download:
         source=ancient(LOCAL_SOURCE),
     output:
         directory("data/raw"),
-    params:
-        tracked=tracked("download"),  # the params its DVC stage lists
-        content=LOCAL_SOURCE_DIGEST,  # a local: dataset's content (specimen.localsource)
     log:
         "logs/download.log",
     benchmark:
         "logs/benchmarks/download.tsv"
     conda:
         CONDA_ENV
+    params:
+        tracked=tracked("download"),  # the params its DVC stage lists
+        content=LOCAL_SOURCE_DIGEST,  # a local: dataset's content (specimen.localsource)
     shell:
         "specimen download {output} > {log} 2>&1"
 
@@ -27,14 +27,14 @@ rule extract:
         code=code("extract"),
     output:
         directory("data/extracted"),
-    params:
-        tracked=tracked("extract"),  # the params its DVC stage lists
     log:
         "logs/extract.log",
     benchmark:
         "logs/benchmarks/extract.tsv"
     conda:
         CONDA_ENV
+    params:
+        tracked=tracked("extract"),  # the params its DVC stage lists
     shell:
         "specimen extract {input.raw} {output} > {log} 2>&1"
 
@@ -46,14 +46,14 @@ rule ingest:
     output:
         manifest="data/interim/manifest.csv",
         classes="data/interim/classes.json",
-    params:
-        tracked=tracked("ingest"),  # the params its DVC stage lists
     log:
         "logs/ingest.log",
     benchmark:
         "logs/benchmarks/ingest.tsv"
     conda:
         CONDA_ENV
+    params:
+        tracked=tracked("ingest"),  # the params its DVC stage lists
     shell:
         "specimen ingest {input.extracted} data/interim > {log} 2>&1"
 
@@ -65,16 +65,16 @@ rule preprocess:
         code=code("preprocess"),
     output:
         directory("data/processed"),
-    params:
-        tracked=tracked("preprocess"),  # the params its DVC stage lists
-    threads: 8
-    resources:
-        mem_mb=2000,
     log:
         "logs/preprocess.log",
     benchmark:
         "logs/benchmarks/preprocess.tsv"
     conda:
         CONDA_ENV
+    threads: 8
+    resources:
+        mem_mb=2000,
+    params:
+        tracked=tracked("preprocess"),  # the params its DVC stage lists
     shell:
         "specimen preprocess {input.manifest} {input.extracted} {output} > {log} 2>&1"

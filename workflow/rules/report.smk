@@ -11,31 +11,63 @@ rule evaluate:
         classes="data/interim/classes.json",
         code=code("evaluate"),
     output:
-        metrics=report("results/reports/{model}/metrics.json", caption="../report/metrics.rst", **model_report("metrics")),
+        metrics=report(
+            "results/reports/{model}/metrics.json", caption="../report/metrics.rst", **model_report("metrics")
+        ),
         report_txt="results/reports/{model}/classification_report.txt",
         report_json="results/reports/{model}/classification_report.json",
-        report_csv=report("results/reports/{model}/classification_report.csv", caption="../report/classification_report.rst", **model_report("classification report")),
+        report_csv=report(
+            "results/reports/{model}/classification_report.csv",
+            caption="../report/classification_report.rst",
+            **model_report("classification report"),
+        ),
         confusion_csv="results/reports/{model}/confusion_matrix.csv",
-        confusion=report("results/reports/{model}/confusion_matrix.png", caption="../report/confusion_matrix.rst", **model_report("confusion matrix")),
-        confusion_normalized=report("results/reports/{model}/confusion_matrix_normalized.png", caption="../report/confusion_matrix_normalized.rst", **model_report("confusion matrix, normalised")),
-        f1=report("results/reports/{model}/f1_per_class.png", caption="../report/f1_per_class.rst", **model_report("F1 per class")),
-        curves=report("results/reports/{model}/curves.png", caption="../report/curves.rst", **model_report("training curves")),
-        mistakes=report("results/reports/{model}/mistakes.png", caption="../report/mistakes.rst", **model_report("confident mistakes")),
-        grid=report("results/reports/{model}/predictions.png", caption="../report/predictions.rst", **model_report("predictions")),
-        calibration=report("results/reports/{model}/calibration.png", caption="../report/calibration.rst", **model_report("calibration")),
+        confusion=report(
+            "results/reports/{model}/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
+            **model_report("confusion matrix"),
+        ),
+        confusion_normalized=report(
+            "results/reports/{model}/confusion_matrix_normalized.png",
+            caption="../report/confusion_matrix_normalized.rst",
+            **model_report("confusion matrix, normalised"),
+        ),
+        f1=report(
+            "results/reports/{model}/f1_per_class.png",
+            caption="../report/f1_per_class.rst",
+            **model_report("F1 per class"),
+        ),
+        curves=report(
+            "results/reports/{model}/curves.png", caption="../report/curves.rst", **model_report("training curves")
+        ),
+        mistakes=report(
+            "results/reports/{model}/mistakes.png",
+            caption="../report/mistakes.rst",
+            **model_report("confident mistakes"),
+        ),
+        grid=report(
+            "results/reports/{model}/predictions.png",
+            caption="../report/predictions.rst",
+            **model_report("predictions"),
+        ),
+        calibration=report(
+            "results/reports/{model}/calibration.png",
+            caption="../report/calibration.rst",
+            **model_report("calibration"),
+        ),
         calibration_csv="results/reports/{model}/calibration.csv",
         predictions="results/reports/{model}/predictions.csv",
         history="results/curves/{model}.csv",
-    params:
-        tracked=tracked("evaluate"),  # the params its DVC stage lists
-    resources:
-        mem_mb=2000,
     log:
         "logs/evaluate/{model}.log",
     benchmark:
         "logs/benchmarks/evaluate/{model}.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=2000,
+    params:
+        tracked=tracked("evaluate"),  # the params its DVC stage lists
     shell:
         "specimen evaluate results/models/{wildcards.model} --data {input.data} --index {input.index}"
         " --classes {input.classes} --out results/reports/{wildcards.model} --curves {output.history} > {log} 2>&1"
@@ -54,24 +86,31 @@ rule explain:
         classes="data/interim/classes.json",
         code=code("explain"),
     output:
-        gradcam=report("results/explain/{model}/gradcam.png", caption="../report/gradcam.rst",
-                       **model_report("Grad-CAM")),
-        feature_maps=report("results/explain/{model}/feature_maps.png", caption="../report/feature_maps.rst",
-                            **model_report("feature maps")),
-        activation_max=report("results/explain/{model}/activation_max.png", caption="../report/activation_max.rst",
-                              **model_report("activation maximisation")),
+        gradcam=report(
+            "results/explain/{model}/gradcam.png", caption="../report/gradcam.rst", **model_report("Grad-CAM")
+        ),
+        feature_maps=report(
+            "results/explain/{model}/feature_maps.png",
+            caption="../report/feature_maps.rst",
+            **model_report("feature maps"),
+        ),
+        activation_max=report(
+            "results/explain/{model}/activation_max.png",
+            caption="../report/activation_max.rst",
+            **model_report("activation maximisation"),
+        ),
         summary="results/explain/{model}/explain.json",
-    params:
-        tracked=tracked("explain"),  # the params its DVC stage lists
-    threads: 2
-    resources:
-        mem_mb=2000,
     log:
         "logs/explain/{model}.log",
     benchmark:
         "logs/benchmarks/explain/{model}.tsv"
     conda:
         CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=2000,
+    params:
+        tracked=tracked("explain"),  # the params its DVC stage lists
     shell:
         "specimen explain results/models/{wildcards.model} --data {input.data} --index {input.index}"
         " --classes {input.classes} --out results/explain/{wildcards.model} > {log} 2>&1"
@@ -88,21 +127,31 @@ rule baselines:
         features=FEATURES,
         code=code("baselines"),
     output:
-        summary=report("results/baselines/summary.csv", caption="../report/baselines.rst", category="Comparison", labels={"table": "baselines"}),
-        plot=report("results/baselines/summary.png", caption="../report/baselines.rst", category="Comparison", labels={"figure": "baselines"}),
+        summary=report(
+            "results/baselines/summary.csv",
+            caption="../report/baselines.rst",
+            category="Comparison",
+            labels={"table": "baselines"},
+        ),
+        plot=report(
+            "results/baselines/summary.png",
+            caption="../report/baselines.rst",
+            category="Comparison",
+            labels={"figure": "baselines"},
+        ),
         # one folder per input x model (reports, metrics.json, fit.json): a single output, as in dvc.yaml
         runs=directory("results/baselines/runs"),
-    params:
-        tracked=tracked("baselines"),  # the params its DVC stage lists
-    threads: 2
-    resources:
-        mem_mb=4000,
     log:
         "logs/baselines.log",
     benchmark:
         "logs/benchmarks/baselines.tsv"
     conda:
         CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        tracked=tracked("baselines"),  # the params its DVC stage lists
     shell:
         "specimen baselines --data {input.data} --index {input.index} --classes {input.classes}"
         " --features {input.features} --out results/baselines > {log} 2>&1"
@@ -120,17 +169,27 @@ rule report:
         raw="data/raw",
         code=code("report"),
     output:
-        comparison=report("results/report/comparison.csv", caption="../report/comparison_table.rst", category="Comparison", labels={"table": "models and baselines"}),
-        plot=report("results/report/comparison.png", caption="../report/comparison.rst", category="Comparison", labels={"figure": "models and baselines"}),
+        comparison=report(
+            "results/report/comparison.csv",
+            caption="../report/comparison_table.rst",
+            category="Comparison",
+            labels={"table": "models and baselines"},
+        ),
+        plot=report(
+            "results/report/comparison.png",
+            caption="../report/comparison.rst",
+            category="Comparison",
+            labels={"figure": "models and baselines"},
+        ),
         summary="results/all",
-    params:
-        tracked=tracked("report"),  # the params its DVC stage lists
     log:
         "logs/report.log",
     benchmark:
         "logs/benchmarks/report.tsv"
     conda:
         CONDA_ENV
+    params:
+        tracked=tracked("report"),  # the params its DVC stage lists
     shell:
         "specimen report --reports results/reports --models results/models --data {input.processed}"
         " --clean data/clean --raw {input.raw} --baselines {input.baselines} --explain results/explain --out results/report"

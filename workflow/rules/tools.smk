@@ -16,16 +16,16 @@ rule search:
         code=code("search"),
     output:
         "results/search/{target}.csv",
-    params:
-        tracked=tracked("search"),  # the params its DVC stage lists
-    resources:
-        mem_mb=2000,
     log:
         "logs/search/{target}.log",
     benchmark:
         "logs/benchmarks/search/{target}.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=2000,
+    params:
+        tracked=tracked("search"),  # the params its DVC stage lists
     shell:
         'specimen search "{wildcards.target}" --data {input.extracted} --out "{output}" > "{log}" 2>&1'
 
@@ -58,19 +58,19 @@ rule autoencoder:
         reconstructions=f"{AE_OUT}/reconstructions.png",
         generated=f"{AE_OUT}/generated.png",
         metrics=f"{AE_OUT}/metrics.json",
-    params:
-        tracked=tracked("autoencoder"),  # the params its DVC stage lists
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=config["train"]["gpus"],
     log:
         f"logs/autoencoder/{AE_CLASS}.log",
     benchmark:
         f"logs/benchmarks/autoencoder/{AE_CLASS}.tsv"
     conda:
         CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=config["train"]["gpus"],
+    params:
+        tracked=tracked("autoencoder"),  # the params its DVC stage lists
     shell:
         f"specimen autoencoder {AE_MODEL} --data {{input.data}} --index {{input.index}}"
         f" --classes {{input.classes}} --out {AE_OUT} > {{log}} 2>&1"

@@ -17,19 +17,19 @@ rule train:
         meta="results/models/{model}/meta.json",
         tensorboard=directory("results/models/{model}/tensorboard"),
         dvclive=directory("results/models/{model}/dvclive"),
-    params:
-        tracked=tracked("train"),  # the params its DVC stage lists
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=config["train"]["gpus"],  # the SLURM profile asks for them; locally: --resources gpu=N
     log:
         "logs/train/{model}.log",
     benchmark:
         "logs/benchmarks/train/{model}.tsv"
     conda:
         CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=config["train"]["gpus"],  # the SLURM profile asks for them; locally: --resources gpu=N
+    params:
+        tracked=tracked("train"),  # the params its DVC stage lists
     shell:
         "specimen train {wildcards.model} --data {input.data} --index {input.index} --classes {input.classes}"
         " --train {input.train} --weights {input.weights} --out results/models/{wildcards.model} > {log} 2>&1"
@@ -51,20 +51,26 @@ rule tune:
     output:
         best="results/tune/{model}/best_params.yaml",
         trials="results/tune/{model}/trials.csv",
-        plot=report("results/tune/{model}/trials.png", caption="../report/tune.rst", category="Tuning", subcategory="{model}", labels={"model": "{model}", "figure": "trials"}),
-    params:
-        tracked=tracked("tune"),  # the params its DVC stage lists
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=240,
-        gpu=config["train"]["gpus"],
+        plot=report(
+            "results/tune/{model}/trials.png",
+            caption="../report/tune.rst",
+            category="Tuning",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "trials"},
+        ),
     log:
         "logs/tune/{model}.log",
     benchmark:
         "logs/benchmarks/tune/{model}.tsv"
     conda:
         CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=config["train"]["gpus"],
+    params:
+        tracked=tracked("tune"),  # the params its DVC stage lists
     shell:
         "specimen tune {wildcards.model} --data {input.data} --index {input.index} --classes {input.classes}"
         " --train {input.train} --weights {input.weights} --out results/tune/{wildcards.model} > {log} 2>&1"

@@ -14,6 +14,7 @@ outliers and duplicates are never multiplied).
 A class of the clean index with no training image (only in valid or test) is a one-line error: a
 model cannot learn it, and evaluate would score it as always wrong.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,17 +38,21 @@ def balance(clean_index: Path, out_dir: Path, params: dict, image_size=None) -> 
     untrained = sorted(set(index.label) - set(train.label))
     if untrained:
         where = index[index.label == untrained[0]].split.value_counts()
-        raise SpecimenError(f"{clean_index}: class {untrained[0]!r} has no training image (it has "
-                            f"{', '.join(f'{n} {s}' for s, n in where.items())}"
-                            f"{f' and {len(untrained) - 1} more classes the same' if len(untrained) > 1 else ''}): "
-                            "a model cannot learn it; add training images of it, or take it out of the dataset")
+        raise SpecimenError(
+            f"{clean_index}: class {untrained[0]!r} has no training image (it has "
+            f"{', '.join(f'{n} {s}' for s, n in where.items())}"
+            f"{f' and {len(untrained) - 1} more classes the same' if len(untrained) > 1 else ''}): "
+            "a model cannot learn it; add training images of it, or take it out of the dataset"
+        )
     over = params.get("oversample") or {}
     rows = train.assign(source_id=train.id, transform="")
     if over.get("target", "none") != "none":
         transforms = over.get("transforms", ["flip_h"])
         if image_size and image_size[0] != image_size[1] and {"rot90", "rot270"} & set(transforms):
-            raise SpecimenError("balance.oversample.transforms: rot90/rot270 need square images; "
-                                f"image.size is {image_size[0]}x{image_size[1]} (use flip_h, flip_v or rot180)")
+            raise SpecimenError(
+                "balance.oversample.transforms: rot90/rot270 need square images; "
+                f"image.size is {image_size[0]}x{image_size[1]} (use flip_h, flip_v or rot180)"
+            )
         rows = pd.concat([rows, oversample(train, over["target"], transforms)], ignore_index=True)
     labels = rows.label
     classes = np.array(sorted(labels.unique()))
@@ -56,10 +61,12 @@ def balance(clean_index: Path, out_dir: Path, params: dict, image_size=None) -> 
     else:
         weights = np.ones(len(classes))
     counts, before = labels.value_counts(), train.label.value_counts()
-    result = {"method": params["class_weight"],
-              "weights": {c: round(float(w), 6) for c, w in zip(classes, weights)},
-              "counts": {c: int(counts[c]) for c in classes},
-              "counts_before_oversampling": {c: int(before[c]) for c in classes}}
+    result = {
+        "method": params["class_weight"],
+        "weights": {c: round(float(w), 6) for c, w in zip(classes, weights)},
+        "counts": {c: int(counts[c]) for c in classes},
+        "counts_before_oversampling": {c: int(before[c]) for c in classes},
+    }
     write_csv(out_dir / "train.csv", rows)
     write_json(out_dir / "class_weights.json", result)
     return result
@@ -92,12 +99,16 @@ def oversample(train: pd.DataFrame, target, transforms: list[str]) -> pd.DataFra
         raise SpecimenError("balance.oversample.transforms is empty: name at least one of " + ", ".join(TRANSFORMS))
     goal = target_count(train.label.value_counts(), target)
     extra = []
-    for label, group in train.sort_values("id").groupby("label", sort=True):
+    for _label, group in train.sort_values("id").groupby("label", sort=True):
         for j in range(max(0, goal - len(group))):
             src = group.iloc[j % len(group)]
             name = transforms[(j // len(group)) % len(transforms)]
-            extra.append({**src.to_dict(), "id": f"{src.id}#{name}#{j // (len(group) * len(transforms))}",
-                          "source_id": src.id, "transform": name})
+            extra.append(
+                {
+                    **src.to_dict(),
+                    "id": f"{src.id}#{name}#{j // (len(group) * len(transforms))}",
+                    "source_id": src.id,
+                    "transform": name,
+                }
+            )
     return pd.DataFrame(extra, columns=[*train.columns, "source_id", "transform"])
-
-

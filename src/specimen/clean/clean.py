@@ -35,6 +35,7 @@ Writes into the output folder (data/clean/):
 - ``gallery/<reason>.png``: the removed images of each reason, highest score first, with scores
   (duplicates beside the copy that was kept).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,8 +56,9 @@ REMOVED_COLUMNS = ["id", "split", "label", "reason", "score", "twin", "detail"]
 
 def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, seed: int) -> dict:
     # text columns as text: a label such as "01", "1e3" or "True" must stay what it is
-    index = pd.read_csv(processed / "index.csv", keep_default_na=False,
-                        dtype={"id": str, "label": str, "split": str, "sha256": str})
+    index = pd.read_csv(
+        processed / "index.csv", keep_default_na=False, dtype={"id": str, "label": str, "split": str, "sha256": str}
+    )
     with np.load(features_path) as npz:
         ids, features = npz["ids"], npz["features"]
         extractor = str(npz["extractor"]) if "extractor" in npz else Path(features_path).stem
@@ -94,19 +96,37 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
             flags[hit] = flags[hit] + np.where(flags[hit] == "", "", ";") + kind
         else:
             live = hit & ~gone
-            remove(pd.DataFrame({"id": index.id[live], "reason": kind, "score": quality[kind][live],
-                                 "twin": "", "detail": f"{kind} score < {check['threshold']}"}))
+            remove(
+                pd.DataFrame(
+                    {
+                        "id": index.id[live],
+                        "reason": kind,
+                        "score": quality[kind][live],
+                        "twin": "",
+                        "detail": f"{kind} score < {check['threshold']}",
+                    }
+                )
+            )
     # 3. outliers, among the images left
     rows = left()
     overall, by_class = np.full(n, np.nan), np.full(n, np.nan)
     if params["outliers"]["method"] != "none" and len(rows) > 2:
-        o, c, flagged = outlier_scores(comparable(features[rows], extractor), index.label.to_numpy()[rows],
-                                       params["outliers"], seed)
+        o, c, flagged = outlier_scores(
+            comparable(features[rows], extractor), index.label.to_numpy()[rows], params["outliers"], seed
+        )
         overall[rows], by_class[rows] = o, c
         out = rows[flagged]
-        remove(pd.DataFrame({"id": index.id.to_numpy()[out], "reason": "outlier",
-                             "score": np.fmax(overall[out], by_class[out]), "twin": "",
-                             "detail": f"{params['outliers']['method']} ({params['outliers']['scope']})"}))
+        remove(
+            pd.DataFrame(
+                {
+                    "id": index.id.to_numpy()[out],
+                    "reason": "outlier",
+                    "score": np.fmax(overall[out], by_class[out]),
+                    "twin": "",
+                    "detail": f"{params['outliers']['method']} ({params['outliers']['scope']})",
+                }
+            )
+        )
 
     removed = pd.concat(removed) if removed else pd.DataFrame(columns=["id", "reason", "score", "twin", "detail"])
     removed = removed.merge(index[["id", "split", "label"]], on="id").reindex(columns=REMOVED_COLUMNS)
@@ -117,9 +137,12 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     check_splits_left(index, kept, removed)
     scores = index[["id", "split", "label"]].assign(
         **{f"{k}_score": quality[k].round(6) for k in QUALITY},
-        outlier_score=np.round(overall, 6), class_outlier_score=np.round(by_class, 6),
-        phash=[f"{h:016x}" for h in hashes], flags=flags,
-        reason=index.id.map(removed.set_index("id").reason).astype(object).fillna("kept"))
+        outlier_score=np.round(overall, 6),
+        class_outlier_score=np.round(by_class, 6),
+        phash=[f"{h:016x}" for h in hashes],
+        flags=flags,
+        reason=index.id.map(removed.set_index("id").reason).astype(object).fillna("kept"),
+    )
     summary = summarise(index, removed, flags, extractor, params)
     with atomic_dir(out_dir / "gallery") as tmp:
         write_galleries(tmp, processed, index, removed)
@@ -137,9 +160,13 @@ def check_splits_left(index: pd.DataFrame, kept: pd.DataFrame, removed: pd.DataF
         if (index.split == split).any() and not (kept.split == split).any():
             gone = removed[removed.split == split].reason.value_counts()
             reasons = ", ".join(f"{reason} {n}" for reason, n in gone.items())
-            leaks = "replace the test images that copy training or validation images (leak), or " if split == "test" else ""
-            raise SpecimenError(f"clean would remove every {split} image ({reasons}), leaving {stage} nothing: "
-                                f"{leaks}relax clean.duplicates, clean.quality or clean.outliers")
+            leaks = (
+                "replace the test images that copy training or validation images (leak), or " if split == "test" else ""
+            )
+            raise SpecimenError(
+                f"clean would remove every {split} image ({reasons}), leaving {stage} nothing: "
+                f"{leaks}relax clean.duplicates, clean.quality or clean.outliers"
+            )
 
 
 def summarise(index: pd.DataFrame, removed: pd.DataFrame, flags: pd.Series, extractor: str, params: dict) -> dict:
@@ -150,15 +177,27 @@ def summarise(index: pd.DataFrame, removed: pd.DataFrame, flags: pd.Series, extr
     flag_counts = pd.Series([f for fs in flags if fs for f in fs.split(";")]).value_counts()
     return {
         "features": extractor,
-        "images": len(index), "kept": len(kept), "removed": len(removed),
+        "images": len(index),
+        "kept": len(kept),
+        "removed": len(removed),
         "removed_by_reason": counts(removed, "reason"),
         "flagged_by_kind": {str(k): int(v) for k, v in flag_counts.sort_index().items()},
-        "per_split": {s: {"before": int((index.split == s).sum()), "after": int((kept.split == s).sum()),
-                          "removed": counts(removed[removed.split == s], "reason")}
-                      for s in SPLIT_ORDER if (index.split == s).any()},
-        "per_class": {str(c): {"before": int((index.label == c).sum()), "after": int((kept.label == c).sum()),
-                               "removed": counts(removed[removed.label == c], "reason")}
-                      for c in sorted(index.label.unique(), key=str)},
-        "settings": {"quality": params["quality"], "outliers": params["outliers"],
-                     "duplicates": params["duplicates"]},
+        "per_split": {
+            s: {
+                "before": int((index.split == s).sum()),
+                "after": int((kept.split == s).sum()),
+                "removed": counts(removed[removed.split == s], "reason"),
+            }
+            for s in SPLIT_ORDER
+            if (index.split == s).any()
+        },
+        "per_class": {
+            str(c): {
+                "before": int((index.label == c).sum()),
+                "after": int((kept.label == c).sum()),
+                "removed": counts(removed[removed.label == c], "reason"),
+            }
+            for c in sorted(index.label.unique(), key=str)
+        },
+        "settings": {"quality": params["quality"], "outliers": params["outliers"], "duplicates": params["duplicates"]},
     }

@@ -3,6 +3,7 @@ or neighbours in the embedding at least `cosine` similar). Of each group of copi
 earliest split (train, valid, test; then by id) is kept; a copy in the same split is a
 ``duplicate`` / ``near_duplicate``, one in a later split a ``leak`` / ``near_leak``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,15 @@ def _copies(index: pd.DataFrame, groups: np.ndarray, kind: str, score, detail) -
     copies = frame[frame.id != keeper]
     leak = copies.split != keeper_split[copies.index]
     names = {"exact": ("duplicate", "leak"), "near": ("near_duplicate", "near_leak")}[kind]
-    return pd.DataFrame({"id": copies.id, "reason": np.where(leak, names[1], names[0]),
-                         "score": copies.score, "twin": keeper[copies.index], "detail": copies.detail})
+    return pd.DataFrame(
+        {
+            "id": copies.id,
+            "reason": np.where(leak, names[1], names[0]),
+            "score": copies.score,
+            "twin": keeper[copies.index],
+            "detail": copies.detail,
+        }
+    )
 
 
 def exact_duplicates(index: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +64,9 @@ def _components(n: int, pairs: np.ndarray) -> np.ndarray:
     return np.where(in_pair, labels, -1)
 
 
-def phash_pairs(hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr: float) -> tuple[np.ndarray, np.ndarray]:
+def phash_pairs(
+    hashes: np.ndarray, thumbs: np.ndarray, max_bits: int, min_corr: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i < j) within `max_bits` pHash bits whose thumbnails correlate >= min_corr.
 
     A block of rows is compared with all rows at a time, the block sized so that its XORs take
@@ -107,8 +117,9 @@ def near_duplicates(index: pd.DataFrame, hashes, thumbs, vectors, params: dict) 
     pairs, scores = np.concatenate(pairs), np.concatenate(scores)
     groups = _components(len(index), pairs)
     # each copy's score and detail: its strongest link
-    best = pd.DataFrame({"node": np.r_[pairs[:, 0], pairs[:, 1]], "score": np.r_[scores, scores],
-                         "detail": details + details}).sort_values("score", ascending=False)
+    best = pd.DataFrame(
+        {"node": np.r_[pairs[:, 0], pairs[:, 1]], "score": np.r_[scores, scores], "detail": details + details}
+    ).sort_values("score", ascending=False)
     best = best.drop_duplicates("node").set_index("node")
     score = best.score.reindex(range(len(index))).to_numpy()
     detail = best.detail.astype(object).reindex(range(len(index))).fillna("").to_numpy()

@@ -5,6 +5,7 @@ network extractors add ``weights`` (embed.weights, or the CLIP preset). Shards a
 ``embed.batch_size`` images at a time; only the N x D output is held. The extractors (a colour
 histogram, CLIP, any keras.applications backbone) are specimen.clean.features'.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,16 @@ from specimen.clean.features import EXTRACTORS, THREADS, histograms, network
 from specimen.shards import Shards
 
 
-def embed(processed: Path, out_path: Path, extractor: str = "histogram", *, batch_size: int = 64,
-          weights: str = "imagenet", clip_preset: str = "clip_vit_base_patch32", input_size=None) -> np.ndarray:
+def embed(
+    processed: Path,
+    out_path: Path,
+    extractor: str = "histogram",
+    *,
+    batch_size: int = 64,
+    weights: str = "imagenet",
+    clip_preset: str = "clip_vit_base_patch32",
+    input_size=None,
+) -> np.ndarray:
     """Embed every image of processed/index.csv in index order; write and return the N x D features."""
     if extractor not in EXTRACTORS:
         raise SpecimenError(f"embed.extractor {extractor!r}: choose one of {', '.join(EXTRACTORS)}")
@@ -42,9 +51,14 @@ def embed(processed: Path, out_path: Path, extractor: str = "histogram", *, batc
     row = 0
     with tqdm(total=len(index), desc=f"embed {extractor}", unit="img", mininterval=1) as bar:
         for rows, images in shards.batches(index, batch_size):
-            features[row:row + len(rows)] = features_of(rows, images)
+            features[row : row + len(rows)] = features_of(rows, images)
             row += len(rows)
             bar.update(len(rows))
-    write_npz(out_path, ids=np.array(index["id"].tolist(), dtype=str), features=features,
-              extractor=np.array(extractor), **extra)
+    write_npz(
+        out_path,
+        ids=np.array(index["id"].tolist(), dtype=str),
+        features=features,
+        extractor=np.array(extractor),
+        **extra,
+    )
     return features

@@ -23,6 +23,7 @@ The same inputs and params (batch_size included: kernels differ with the batch) 
 TensorFlow's CPU kernels split work by thread count, so it is fixed ($TF_NUM_INTRAOP_THREADS,
 default THREADS) rather than the machine's core count; other CPU types or a GPU give other bits.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,19 +83,27 @@ def _backbone(name: str, weights: str, size: tuple[int, int]):
     with fetching(f"{constructor} ImageNet weights", how):
         try:
             model = getattr(keras.applications, constructor)(
-                include_top=False, pooling="avg", input_shape=(h, w, 3), weights="imagenet" if weights == "imagenet" else None)
+                include_top=False,
+                pooling="avg",
+                input_shape=(h, w, 3),
+                weights="imagenet" if weights == "imagenet" else None,
+            )
         except ValueError as e:  # keras.applications checks the input shape before fetching weights
             raise SpecimenError(f"{too_small} ({first_line(e)}): set embed.input_size") from None
     if path is not None:
         try:
             model.load_weights(path)
         except (ValueError, OSError, KeyError, TypeError) as e:
-            raise SpecimenError(f"embed.weights: {weights}: not {constructor} weights for "
-                                f"{h}x{w} inputs ({first_line(e)})") from None
+            raise SpecimenError(
+                f"embed.weights: {weights}: not {constructor} weights for {h}x{w} inputs ({first_line(e)})"
+            ) from None
     preprocess = getattr(keras.applications, module).preprocess_input
 
-    def features(rows, images):  # Keras' compiled predict: a call in eager mode was 3 to 7 times slower (bench/embed.py)
+    def features(
+        rows, images
+    ):  # Keras' compiled predict: a call in eager mode was 3 to 7 times slower (bench/embed.py)
         return model.predict_on_batch(preprocess(_rgb_floats(images, size)))
+
     return features, model.output_shape[-1]
 
 
@@ -105,12 +114,16 @@ def _clip(preset: str):
     backbone_cls, converter_cls = keras_hub.models.CLIPBackbone, keras_hub.layers.CLIPImageConverter
     local = Path(preset).is_dir()
     if not local and preset not in backbone_cls.presets and "://" not in preset:
-        raise SpecimenError(f"embed.clip_preset: {preset!r} is neither a folder nor a keras-hub CLIP preset "
-                            f"({', '.join(backbone_cls.presets)})")
+        raise SpecimenError(
+            f"embed.clip_preset: {preset!r} is neither a folder nor a keras-hub CLIP preset "
+            f"({', '.join(backbone_cls.presets)})"
+        )
     handle = backbone_cls.presets.get(preset, {}).get("kaggle_handle", preset).removeprefix("kaggle://")
-    how = (f"on a machine with internet run keras_hub.models.CLIPBackbone.from_preset({preset!r}), then copy its "
-           f"kagglehub cache (~/.cache/kagglehub) to {os.environ.get('KAGGLEHUB_CACHE', '~/.cache/kagglehub')} "
-           f"here; or download the preset folder (kagglehub.model_download({handle!r})) and set embed.clip_preset to it")
+    how = (
+        f"on a machine with internet run keras_hub.models.CLIPBackbone.from_preset({preset!r}), then copy its "
+        f"kagglehub cache (~/.cache/kagglehub) to {os.environ.get('KAGGLEHUB_CACHE', '~/.cache/kagglehub')} "
+        f"here; or download the preset folder (kagglehub.model_download({handle!r})) and set embed.clip_preset to it"
+    )
     with contextlib.nullcontext() if local else fetching(f"CLIP preset {preset}", how):
         try:
             backbone, converter = backbone_cls.from_preset(preset), converter_cls.from_preset(preset)
@@ -121,6 +134,7 @@ def _clip(preset: str):
 
     def features(rows, images):
         return keras.ops.convert_to_numpy(backbone.get_vision_embeddings(converter(_rgb_floats(images))))
+
     return features, backbone.vision_projection.units
 
 

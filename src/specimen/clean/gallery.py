@@ -1,5 +1,6 @@
 """The galleries people look at before trusting the defaults: one PNG per reason, the removed
 images highest score first, copies beside the image they copy."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,10 @@ def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed:
         rows = rows.sort_values(["score", "id"], ascending=[False, True]).head(GALLERY_MAX)
         pairs = reason in DUPLICATE_REASONS
         per_row = 4 if pairs else 8
-        shown = [[(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")] + ([(r.twin, f"kept: {r.twin}")] if pairs else [])
-                 for r in rows.itertuples()]
+        shown = [
+            [(r.id, f"{r.id}\n{r.split} · {r.score:.3g}")] + ([(r.twin, f"kept: {r.twin}")] if pairs else [])
+            for r in rows.itertuples()
+        ]
         tiles = [[_tile(shards, where.loc[image_id]) for image_id, _ in group] for group in shown]
         th, tw = tiles[0][0].shape[:2]
         cell_w = max(tw, 190) + 10  # room for a caption as wide as an id
@@ -51,7 +54,9 @@ def write_galleries(folder: Path, processed: Path, index: pd.DataFrame, removed:
         # what it shows, readable without looking: the title, and a line per image in the sheet's order
         text = PngInfo()
         text.add_text("Title", title)
-        text.add_text("Description", "\n".join(r.id + (f" beside {r.twin}" if pairs else "") for r in rows.itertuples()))
+        text.add_text(
+            "Description", "\n".join(r.id + (f" beside {r.twin}" if pairs else "") for r in rows.itertuples())
+        )
         with atomic_file(folder / f"{reason}.png") as tmp:
             sheet.save(tmp, format="PNG", pnginfo=text)
 

@@ -1,5 +1,6 @@
 """Nearest neighbours in the embedding, shared by the near-copy search and the kNN outlier rule:
 features made comparable by cosine, and each row's k nearest other rows, in bounded memory."""
+
 from __future__ import annotations
 
 import numpy as np

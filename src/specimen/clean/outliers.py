@@ -2,6 +2,7 @@
 nearest images, above Q3 + iqr_factor * IQR of those scores), or scikit-learn's ``lof`` and
 ``isolation_forest`` with ``contamination``; against every image (``scope: all``), its own class
 (``class``) or either (``both``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,8 @@ def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray,
         score = nearest(features, k)[0].mean(axis=1)
         return score, score > iqr_threshold(score, params["iqr_factor"])
     if method == "lof":
-        from sklearn.neighbors import LocalOutlierFactor
-
         from sklearn import config_context
+        from sklearn.neighbors import LocalOutlierFactor
 
         lof = LocalOutlierFactor(n_neighbors=min(k, n - 1), metric="cosine", contamination=params["contamination"])
         with config_context(working_memory=WORKING_BYTES // 2**20):

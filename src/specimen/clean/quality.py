@@ -5,6 +5,7 @@ near-copy search. cleanvision's property classes have no public import path (its
 on files on disk, not on the shards' pixels): they are reached in one place, cleanvision_properties,
 which fails in one line naming the version if an upgrade moves them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,10 @@ def cleanvision_properties():
         module = importlib.import_module(CLEANVISION_PROPERTIES)
         return module.BrightnessProperty, module.EntropyProperty, module.BlurrinessProperty
     except (ImportError, AttributeError) as e:
-        raise SpecimenError(f"cleanvision {cleanvision.__version__}: {e}; specimen.clean.quality reads its image "
-                            f"properties from {CLEANVISION_PROPERTIES}: pin cleanvision==0.3.7 or adapt it") from None
+        raise SpecimenError(
+            f"cleanvision {cleanvision.__version__}: {e}; specimen.clean.quality reads its image "
+            f"properties from {CLEANVISION_PROPERTIES}: pin cleanvision==0.3.7 or adapt it"
+        ) from None
 
 
 def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256):
@@ -76,8 +79,17 @@ def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
     dark = BrightnessProperty("dark").get_scores(raw, "dark")["dark_score"]
     light = BrightnessProperty("light").get_scores(raw, "light")["light_score"]
     info = EntropyProperty().get_scores(raw, "low_information", normalizing_factor=0.1)["low_information_score"]
-    blurry = BlurrinessProperty().get_scores(raw, "blurry", normalizing_factor=0.01,
-                                             color_threshold=0.18)["blurry_score"]
-    scores = pd.DataFrame({"dark": dark, "light": light, "blurry": blurry, "low_information": info,
-                           "odd_aspect_ratio": raw["aspect_ratio"]}, index=raw.index)
+    blurry = BlurrinessProperty().get_scores(raw, "blurry", normalizing_factor=0.01, color_threshold=0.18)[
+        "blurry_score"
+    ]
+    scores = pd.DataFrame(
+        {
+            "dark": dark,
+            "light": light,
+            "blurry": blurry,
+            "low_information": info,
+            "odd_aspect_ratio": raw["aspect_ratio"],
+        },
+        index=raw.index,
+    )
     return scores.astype(float)

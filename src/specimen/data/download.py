@@ -11,6 +11,7 @@ Sources:
 Connection errors are retried with backoff; the download lands in a temporary folder that
 becomes data/raw/ only when complete, so a killed or failed download leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,7 +47,9 @@ def download(source: str, out_dir: Path, version: int | None = None) -> dict:
                 archive = tmp / (path.name[: -len(suffix)] + suffix)
                 shutil.copyfile(path, archive)
             else:
-                raise SpecimenError(f"dataset.source local:{rest}: not a folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive")
+                raise SpecimenError(
+                    f"dataset.source local:{rest}: not a folder or a {'/'.join(ARCHIVE_SUFFIXES)} archive"
+                )
             meta = {"source": f"local:{rest}", "name": archive.name[: -len(archive_suffix(archive))]}
         elif kind == "kaggle":
             archive, meta = fetch_kaggle(rest, version, tmp)
@@ -63,9 +66,13 @@ def parse_source(source: str) -> tuple[str, str]:
         return "demo", ""
     kind, sep, rest = source.partition(":")
     if not sep or kind not in ("local", "kaggle", "url") or not rest:
-        raise SpecimenError(f"dataset.source {source!r}: expected demo, local:PATH, kaggle:OWNER/SLUG or url:URL#sha256=HEX")
+        raise SpecimenError(
+            f"dataset.source {source!r}: expected demo, local:PATH, kaggle:OWNER/SLUG or url:URL#sha256=HEX"
+        )
     if kind == "kaggle" and (rest.count("/") != 1 or not all(rest.split("/"))):
-        raise SpecimenError(f"dataset.source {source!r}: a Kaggle dataset is kaggle:OWNER/SLUG, e.g. kaggle:gpiosenka/yikes-spiders-15-species")
+        raise SpecimenError(
+            f"dataset.source {source!r}: a Kaggle dataset is kaggle:OWNER/SLUG, e.g. kaggle:gpiosenka/yikes-spiders-15-species"
+        )
     return kind, rest
 
 
@@ -90,8 +97,10 @@ def with_retries(what: str, call, attempts: int = 4, first_delay: float = 1.0):
             return call()
         except (requests.ConnectionError, requests.Timeout) as e:
             if attempt == attempts:
-                raise SpecimenError(f"{what}: no connection after {attempts} tries ({type(e).__name__}); "
-                                    "check the network or proxy settings and run again") from None
+                raise SpecimenError(
+                    f"{what}: no connection after {attempts} tries ({type(e).__name__}); "
+                    "check the network or proxy settings and run again"
+                ) from None
             time.sleep(first_delay * 2 ** (attempt - 1))
 
 
@@ -112,19 +121,25 @@ def kaggle_credentials() -> str | None:
 def _kaggle_http_error(slug: str, e) -> SpecimenError:
     status = getattr(getattr(e, "response", None), "status_code", None)
     if status in (401, 403):
-        return SpecimenError(f"kaggle:{slug}: Kaggle refused access ({status}): check your credentials, and accept the "
-                             f"dataset's rules at kaggle.com/datasets/{slug} if it has any")
+        return SpecimenError(
+            f"kaggle:{slug}: Kaggle refused access ({status}): check your credentials, and accept the "
+            f"dataset's rules at kaggle.com/datasets/{slug} if it has any"
+        )
     if status == 404:
-        return SpecimenError(f"kaggle:{slug}: Kaggle has no such dataset or version (404): check dataset.source "
-                             "and dataset.version against kaggle.com/datasets")
+        return SpecimenError(
+            f"kaggle:{slug}: Kaggle has no such dataset or version (404): check dataset.source "
+            "and dataset.version against kaggle.com/datasets"
+        )
     return SpecimenError(f"kaggle:{slug}: Kaggle answered {status or 'with an error'}: {str(e).splitlines()[0][:160]}")
 
 
 def fetch_kaggle(slug: str, version: int | None, dest: Path) -> tuple[Path, dict]:
     """Download OWNER/SLUG (optionally a pinned version) as dest/<slug>.zip with the official client."""
     if kaggle_credentials() is None:
-        raise SpecimenError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN), or save "
-                            "kaggle.json from kaggle.com/settings in ~/.kaggle/ (or in $KAGGLE_CONFIG_DIR)")
+        raise SpecimenError(
+            "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN), or save "
+            "kaggle.json from kaggle.com/settings in ~/.kaggle/ (or in $KAGGLE_CONFIG_DIR)"
+        )
     import contextlib
     import io
 
@@ -138,8 +153,10 @@ def fetch_kaggle(slug: str, version: int | None, dest: Path) -> tuple[Path, dict
         try:
             api.authenticate()
         except SystemExit:
-            raise SpecimenError(f"kaggle:{slug}: the Kaggle credentials from {kaggle_credentials()} were not accepted; "
-                                "create a new API token at kaggle.com/settings") from None
+            raise SpecimenError(
+                f"kaggle:{slug}: the Kaggle credentials from {kaggle_credentials()} were not accepted; "
+                "create a new API token at kaggle.com/settings"
+            ) from None
     owner, name = slug.split("/")
 
     def dataset_info():
@@ -162,9 +179,17 @@ def fetch_kaggle(slug: str, version: int | None, dest: Path) -> tuple[Path, dict
     archive = dest / f"{name}.zip"
     if not archive.is_file():
         raise SpecimenError(f"kaggle:{slug}: the client reported success but wrote no {archive.name}")
-    return archive, {"source": f"kaggle:{slug}", "name": name, "kaggle": {
-        "owner": owner, "slug": name, "title": info.title or name,
-        "version": version or info.current_version_number, "licence": info.license_name or "unknown"}}
+    return archive, {
+        "source": f"kaggle:{slug}",
+        "name": name,
+        "kaggle": {
+            "owner": owner,
+            "slug": name,
+            "title": info.title or name,
+            "version": version or info.current_version_number,
+            "licence": info.license_name or "unknown",
+        },
+    }
 
 
 def fetch_url(spec: str, dest: Path) -> tuple[Path, dict]:
@@ -174,8 +199,10 @@ def fetch_url(spec: str, dest: Path) -> tuple[Path, dict]:
     url, _, fragment = spec.partition("#")
     expected = fragment.removeprefix("sha256=").lower()
     if not fragment.startswith("sha256=") or len(expected) != 64:
-        raise SpecimenError(f"dataset.source url:{url}: add the file's sha256 as url:{url}#sha256=<64 hex digits> "
-                            "(sha256sum FILE prints it) so every download is checked")
+        raise SpecimenError(
+            f"dataset.source url:{url}: add the file's sha256 as url:{url}#sha256=<64 hex digits> "
+            "(sha256sum FILE prints it) so every download is checked"
+        )
     filename = Path(urlparse(url).path).name or "dataset.zip"
     if archive_suffix(Path(filename)) is None:
         filename += ".zip"
@@ -198,8 +225,8 @@ def fetch_url(spec: str, dest: Path) -> tuple[Path, dict]:
     except requests.RequestException as e:
         raise SpecimenError(f"url:{url}: download failed ({type(e).__name__}): run again to retry") from None
     if actual != expected:
-        raise SpecimenError(f"url:{url}: sha256 is {actual}, not the {expected} given in dataset.source; "
-                            "the file changed or the address is wrong")
+        raise SpecimenError(
+            f"url:{url}: sha256 is {actual}, not the {expected} given in dataset.source; "
+            "the file changed or the address is wrong"
+        )
     return archive, {"source": f"url:{url}", "name": filename[: -len(archive_suffix(Path(filename)))]}
-
-

@@ -2,6 +2,7 @@
 alpha over black), brought to image.size by pad, crop or stretch, grey if asked; JPEGs much larger
 than the target decoded at a reduced scale by libjpeg itself. preprocess, predict and search share it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -51,10 +52,10 @@ def fit(rgb: np.ndarray, height: int, width: int, mode: str = "pad") -> tuple[np
         return resized, (0, 0, height, width)
     if mode == "crop":
         y0, x0 = (nh - height) // 2, (nw - width) // 2
-        return np.ascontiguousarray(resized[y0:y0 + height, x0:x0 + width]), (0, 0, height, width)
+        return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width]), (0, 0, height, width)
     canvas = np.zeros((height, width, rgb.shape[2]), dtype=np.uint8)
     y0, x0 = (height - nh) // 2, (width - nw) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = resized
+    canvas[y0 : y0 + nh, x0 : x0 + nw] = resized
     return canvas, (y0, x0, y0 + nh, x0 + nw)
 
 

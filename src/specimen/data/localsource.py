@@ -15,6 +15,7 @@ last call is not read again (the sums are kept in .snakemake/specimen/local-sour
 Either way, changing, adding or removing a file plans download and what follows; touching a file
 without changing it plans nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +24,11 @@ import os
 from pathlib import Path
 
 LINK = "local-source"
-NOTE = ("dataset.source (params.yaml) is not a local: path, so there is nothing here to follow.\n"
-        "specimen download makes this file a link to the folder or archive when it is local:PATH,\n"
-        "so that Snakemake and DVC see a change of that dataset's content (README: Your own data).\n")
+NOTE = (
+    "dataset.source (params.yaml) is not a local: path, so there is nothing here to follow.\n"
+    "specimen download makes this file a link to the folder or archive when it is local:PATH,\n"
+    "so that Snakemake and DVC see a change of that dataset's content (README: Your own data).\n"
+)
 CACHE = Path(".snakemake/specimen/local-source.json")
 
 

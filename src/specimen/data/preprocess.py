@@ -17,6 +17,7 @@ cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a
 ``rejects.csv``. A manifest with no train or no test image, or whose train or test images all fail
 to decode, is a one-line error: training or evaluate would have nothing to work on.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,12 +53,18 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     n_workers = workers()
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
     # The pool first: workers fork before any of the manifest is read, and stay small.
-    with atomic_dir(out_dir) as tmp, Pool(n_workers, initializer=_init_worker, initargs=(image.get("max_pixels"),)) as pool, \
-            _scratch() as scratch, \
-            tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar:
+    with (
+        atomic_dir(out_dir) as tmp,
+        Pool(n_workers, initializer=_init_worker, initargs=(image.get("max_pixels"),)) as pool,
+        _scratch() as scratch,
+        tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar,
+    ):
         (tmp / "shards").mkdir()
         shards_written = 0
-        index_csv, rejects_csv = _open_csv(tmp / "index.csv", INDEX_COLUMNS), _open_csv(tmp / "rejects.csv", REJECT_COLUMNS)
+        index_csv, rejects_csv = (
+            _open_csv(tmp / "index.csv", INDEX_COLUMNS),
+            _open_csv(tmp / "rejects.csv", REJECT_COLUMNS),
+        )
         buffers = [str(Path(scratch) / f"chunk-{i}.u8") for i in (0, 1)]  # two chunks in flight
         for b in buffers:
             np.memmap(b, dtype=np.uint8, mode="w+", shape=shape).flush()
@@ -114,11 +121,21 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
         for split in SPLIT_USERS:
             if split in first_reject and not kept_in.get(split):
                 image_id, reason = first_reject[split]
-                raise SpecimenError(f"{manifest_path}: none of the {split} images could be decoded ({image_id}: {reason}), "
-                                    f"so {SPLIT_USERS[split]} would have nothing: replace them with readable images")
-        write_json(tmp / "meta.json", {"size": [height, width], "resize": image["resize"], "color": image["color"],
-                                       "channels": 1 if image["color"] == "grey" else 3,
-                                       "images": kept, "rejected": rejected})
+                raise SpecimenError(
+                    f"{manifest_path}: none of the {split} images could be decoded ({image_id}: {reason}), "
+                    f"so {SPLIT_USERS[split]} would have nothing: replace them with readable images"
+                )
+        write_json(
+            tmp / "meta.json",
+            {
+                "size": [height, width],
+                "resize": image["resize"],
+                "color": image["color"],
+                "channels": 1 if image["color"] == "grey" else 3,
+                "images": kept,
+                "rejected": rejected,
+            },
+        )
     return kept
 
 
@@ -180,8 +197,9 @@ SPLIT_USERS = {"train": "training", "test": "evaluate"}  # the splits a run cann
 def split_counts(manifest_path: Path, chunk: int) -> tuple[int, dict]:
     """(rows, {split: images ingest kept in it}), reading the manifest a chunk at a time."""
     rows, counts = 0, {}
-    for part in pd.read_csv(manifest_path, usecols=["split", "status"], dtype=str, keep_default_na=False,
-                            chunksize=max(chunk, 10_000)):
+    for part in pd.read_csv(
+        manifest_path, usecols=["split", "status"], dtype=str, keep_default_na=False, chunksize=max(chunk, 10_000)
+    ):
         rows += len(part)
         for split, n in part[part.status == "ok"].split.value_counts().items():
             counts[split] = counts.get(split, 0) + int(n)
@@ -191,12 +209,14 @@ def split_counts(manifest_path: Path, chunk: int) -> tuple[int, dict]:
 def check_splits(manifest_path: Path, counts: dict) -> None:
     """Refuse, before decoding anything, a manifest with no train or no test image."""
     have = ", ".join(f"{s} {counts[s]}" for s in ("train", "valid", "test") if counts.get(s)) or "none"
-    todo = {"train": "give the dataset training images (a train/ folder, or train rows in its labels file)",
-            "test": "give the dataset test images (a test/ folder, or test rows in its labels file), or, without "
-                    "split folders, a dataset.split.test above 0 and more images per class"}
+    todo = {
+        "train": "give the dataset training images (a train/ folder, or train rows in its labels file)",
+        "test": "give the dataset test images (a test/ folder, or test rows in its labels file), or, without "
+        "split folders, a dataset.split.test above 0 and more images per class",
+    }
     for split, stage in SPLIT_USERS.items():
         if not counts.get(split):
-            raise SpecimenError(f"{manifest_path}: no image in the {split} split (kept images per split: {have}), "
-                                f"so {stage} would have nothing: {todo[split]}")
-
-
+            raise SpecimenError(
+                f"{manifest_path}: no image in the {split} split (kept images per split: {have}), "
+                f"so {stage} would have nothing: {todo[split]}"
+            )

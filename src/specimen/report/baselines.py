@@ -32,6 +32,7 @@ Writes into results/baselines/:
 
 An empty ``baselines.models`` writes a summary with no rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,17 +51,29 @@ from specimen.shards import Shards
 from specimen.train.inputs import load_classes, split_rows
 
 MODELS = ("logistic_regression", "mlp", "linear_svm", "random_forest")
-COLUMNS = ["model", "input", "accuracy", "macro_f1", "weighted_f1", "parameters", "train_seconds",
-           "images_per_second", "test_images"]
+COLUMNS = [
+    "model",
+    "input",
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "parameters",
+    "train_seconds",
+    "images_per_second",
+    "test_images",
+]
 
 
-def baselines(processed: Path, index_path: Path, classes_path: Path, features_path: Path, out_dir: Path,
-              params: dict, seed: int) -> dict:
+def baselines(
+    processed: Path, index_path: Path, classes_path: Path, features_path: Path, out_dir: Path, params: dict, seed: int
+) -> dict:
     classes = load_classes(classes_path)
     class_id = {c: i for i, c in enumerate(classes)}
     train, test = split_rows(index_path, "train"), split_rows(index_path, "test")
     if test.empty:
-        raise SpecimenError(f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0")
+        raise SpecimenError(
+            f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0"
+        )
     if train.empty:
         raise SpecimenError(f"{index_path}: the train split is empty: nothing to fit the baselines on")
     for rows in (train, test):
@@ -68,10 +81,14 @@ def baselines(processed: Path, index_path: Path, classes_path: Path, features_pa
         if len(unknown):
             raise SpecimenError(f"{index_path}: label {unknown.iloc[0]!r} is not in {classes_path}: re-run ingest")
     available = len(train)
-    train = train.iloc[stratified_subsample(train.label.to_numpy(), params["max_train_images"], seed)].reset_index(drop=True)
+    train = train.iloc[stratified_subsample(train.label.to_numpy(), params["max_train_images"], seed)].reset_index(
+        drop=True
+    )
     y_train, y_test = train.label.map(class_id).to_numpy(), test.label.map(class_id).to_numpy()
     if params["models"] and len(np.unique(y_train)) < 2:
-        raise SpecimenError(f"{index_path}: the train split holds one class ({train.label.iloc[0]!r}): a classifier needs two")
+        raise SpecimenError(
+            f"{index_path}: the train split holds one class ({train.label.iloc[0]!r}): a classifier needs two"
+        )
 
     inputs = {}  # every input read (and checked) before the first fit
     for source in params["inputs"] if params["models"] else []:
@@ -91,23 +108,42 @@ def baselines(processed: Path, index_path: Path, classes_path: Path, features_pa
                 metrics = score(model, x_test, y_test, classes, run)
                 estimator = model[-1]
                 n_iter = getattr(estimator, "n_iter_", None)
-                fitted = {"model": name, "input": label, "converged": converged,
-                          "iterations": None if n_iter is None else int(np.max(n_iter)),
-                          "train_images": len(train), "train_images_available": available,
-                          "input_width": int(x_train.shape[1]), "parameters": parameter_count(estimator),
-                          "settings": params[name], "seed": seed}
+                fitted = {
+                    "model": name,
+                    "input": label,
+                    "converged": converged,
+                    "iterations": None if n_iter is None else int(np.max(n_iter)),
+                    "train_images": len(train),
+                    "train_images_available": available,
+                    "input_width": int(x_train.shape[1]),
+                    "parameters": parameter_count(estimator),
+                    "settings": params[name],
+                    "seed": seed,
+                }
                 write_json(run / "fit.json", fitted)
                 if not converged:
                     not_converged.append(run.name)
-                rows.append({"model": name, "input": label, **{k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
-                             "parameters": fitted["parameters"], "train_seconds": round(seconds, 6),
-                             "images_per_second": round(len(train) / max(seconds, 1e-9), 6),
-                             "test_images": metrics["test_images"]})
+                rows.append(
+                    {
+                        "model": name,
+                        "input": label,
+                        **{k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+                        "parameters": fitted["parameters"],
+                        "train_seconds": round(seconds, 6),
+                        "images_per_second": round(len(train) / max(seconds, 1e-9), 6),
+                        "test_images": metrics["test_images"],
+                    }
+                )
     summary = pd.DataFrame(rows, columns=COLUMNS)
     figures.save(figures.baselines(summary), Path(out_dir) / "summary.png")
     write_csv(Path(out_dir) / "summary.csv", summary)
-    return {"summary": summary, "train_images": len(train), "train_images_available": available,
-            "test_images": len(test), "not_converged": not_converged}
+    return {
+        "summary": summary,
+        "train_images": len(train),
+        "train_images_available": available,
+        "test_images": len(test),
+        "not_converged": not_converged,
+    }
 
 
 def make_model(name: str, params: dict, seed: int):
@@ -123,16 +159,24 @@ def make_model(name: str, params: dict, seed: int):
     if name == "logistic_regression":
         return make_pipeline(StandardScaler(), LogisticRegression(C=s["C"], max_iter=s["max_iter"], random_state=seed))
     if name == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=tuple(s["hidden"]), max_iter=s["max_iter"],
-                                                             random_state=seed))
+        return make_pipeline(
+            StandardScaler(),
+            MLPClassifier(hidden_layer_sizes=tuple(s["hidden"]), max_iter=s["max_iter"], random_state=seed),
+        )
     if name == "linear_svm":
         return make_pipeline(StandardScaler(), LinearSVC(C=s["C"], max_iter=s["max_iter"], random_state=seed))
     if name == "random_forest":
         # trees are seeded one by one: the forest is the same whatever n_jobs (Snakemake's threads: it
         # sets OMP_NUM_THREADS to the rule's `threads`)
         threads = os.environ.get("OMP_NUM_THREADS", "")
-        return make_pipeline(RandomForestClassifier(n_estimators=s["trees"], max_depth=s["max_depth"], random_state=seed,
-                                                    n_jobs=int(threads) if threads.isdigit() and int(threads) > 0 else 1))
+        return make_pipeline(
+            RandomForestClassifier(
+                n_estimators=s["trees"],
+                max_depth=s["max_depth"],
+                random_state=seed,
+                n_jobs=int(threads) if threads.isdigit() and int(threads) > 0 else 1,
+            )
+        )
     raise SpecimenError(f"baselines.models: {name!r}: choose from {', '.join(MODELS)}")
 
 
@@ -181,8 +225,10 @@ def feature_vectors(features_path: Path, *frames: pd.DataFrame) -> tuple[list[np
     for rows in frames:
         missing = rows.id.astype(str)[~rows.id.astype(str).isin(where.index)]
         if len(missing):
-            raise SpecimenError(f"{features_path} has no vector for {len(missing)} of the clean index's {rows.split.iloc[0]} "
-                                f"images (e.g. {missing.iloc[0]!r}): re-run embed")
+            raise SpecimenError(
+                f"{features_path} has no vector for {len(missing)} of the clean index's {rows.split.iloc[0]} "
+                f"images (e.g. {missing.iloc[0]!r}): re-run embed"
+            )
         vectors.append(features[where.loc[rows.id.astype(str)].to_numpy()].astype(np.float32))
     return vectors, extractor
 
@@ -213,5 +259,3 @@ def score(model, x, y_true, classes: list[str], out_dir: Path) -> dict:
     with threadpool_limits(limits=1, user_api="blas"):  # as in fit: the same floats whatever the cores
         y_pred = model.predict(x)
     return write_scores(y_true, y_pred, classes, out_dir, pictures=False)
-
-

@@ -17,6 +17,7 @@ Writes into results/reports/<model>/:
 
 And ``results/curves/<model>.csv``, the training history in the folder DVC's curves plot reads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,14 +35,24 @@ from specimen.train.models import load as load_model
 DEFAULTS = {"batch_size": 256, "top_k": [3, 5], "gallery": 16, "grid": 24, "bins": 10}
 
 
-def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
-             batch_size: int = 256, settings: dict | None = None, seed: int = 0,
-             curves_csv: Path | None = None) -> dict:
+def evaluate(
+    model_dir: Path,
+    processed: Path,
+    index_path: Path,
+    classes_path: Path,
+    out_dir: Path,
+    batch_size: int = 256,
+    settings: dict | None = None,
+    seed: int = 0,
+    curves_csv: Path | None = None,
+) -> dict:
     s = {**DEFAULTS, "batch_size": batch_size, **(settings or {})}
     classes = load_classes(classes_path)
     rows = split_rows(index_path, "test")
     if rows.empty:
-        raise SpecimenError(f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0")
+        raise SpecimenError(
+            f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0"
+        )
     model = load_model(model_dir / "model.keras")
     probs = model.predict(dataset(rows, processed, classes, s["batch_size"]), verbose=0).astype(np.float64)
     y_true = rows.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
@@ -49,8 +60,10 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
     confidence = probs.max(axis=1)
     predicted = [classes[i] for i in y_pred]
 
-    write_csv(out_dir / "predictions.csv", pd.DataFrame({
-        "id": rows.id, "label": rows.label, "predicted": predicted, "confidence": confidence.round(6)}))
+    write_csv(
+        out_dir / "predictions.csv",
+        pd.DataFrame({"id": rows.id, "label": rows.label, "predicted": predicted, "confidence": confidence.round(6)}),
+    )
     history = pd.read_csv(model_dir / "history.csv")
     figures.save(figures.curves(history), out_dir / "curves.png")
     if curves_csv is not None:
@@ -61,20 +74,33 @@ def evaluate(model_dir: Path, processed: Path, index_path: Path, classes_path: P
 
     wrong = np.flatnonzero(y_pred != y_true)
     worst = wrong[np.argsort(-confidence[wrong], kind="stable")][: s["gallery"]]
-    figures.save(figures.gallery(
-        _images(rows.iloc[worst], processed),
-        [f"{predicted[i]} {confidence[i]:.2f}\ntrue {rows.label[i]}" for i in worst], ["tab:red"] * len(worst),
-        f"The {len(worst)} most confident mistakes of {len(wrong)} (predicted, confidence; true)"),
-        out_dir / "mistakes.png")
+    figures.save(
+        figures.gallery(
+            _images(rows.iloc[worst], processed),
+            [f"{predicted[i]} {confidence[i]:.2f}\ntrue {rows.label[i]}" for i in worst],
+            ["tab:red"] * len(worst),
+            f"The {len(worst)} most confident mistakes of {len(wrong)} (predicted, confidence; true)",
+        ),
+        out_dir / "mistakes.png",
+    )
     sample = np.sort(np.random.default_rng(seed).permutation(len(rows))[: s["grid"]])
-    figures.save(figures.gallery(
-        _images(rows.iloc[sample], processed),
-        [f"{predicted[i]} / {rows.label[i]}" for i in sample],
-        ["tab:green" if y_pred[i] == y_true[i] else "tab:red" for i in sample],
-        f"{len(sample)} test images: predicted / true (red: wrong)"), out_dir / "predictions.png")
+    figures.save(
+        figures.gallery(
+            _images(rows.iloc[sample], processed),
+            [f"{predicted[i]} / {rows.label[i]}" for i in sample],
+            ["tab:green" if y_pred[i] == y_true[i] else "tab:red" for i in sample],
+            f"{len(sample)} test images: predicted / true (red: wrong)",
+        ),
+        out_dir / "predictions.png",
+    )
 
-    return write_scores(y_true, y_pred, classes, out_dir,
-                        extra={**top_k(y_true, probs, s["top_k"]), "expected_calibration_error": round(ece, 6)})
+    return write_scores(
+        y_true,
+        y_pred,
+        classes,
+        out_dir,
+        extra={**top_k(y_true, probs, s["top_k"]), "expected_calibration_error": round(ece, 6)},
+    )
 
 
 def calibration(y_true, probs: np.ndarray, bins: int) -> tuple[pd.DataFrame, float]:
@@ -86,9 +112,16 @@ def calibration(y_true, probs: np.ndarray, bins: int) -> tuple[pd.DataFrame, flo
     rows = []
     for b in range(bins):
         inside = which == b
-        rows.append({"bin": b + 1, "lower": edges[b], "upper": edges[b + 1], "count": int(inside.sum()),
-                     "confidence": float(confidence[inside].mean()) if inside.any() else np.nan,
-                     "accuracy": float(correct[inside].mean()) if inside.any() else np.nan})
+        rows.append(
+            {
+                "bin": b + 1,
+                "lower": edges[b],
+                "upper": edges[b + 1],
+                "count": int(inside.sum()),
+                "confidence": float(confidence[inside].mean()) if inside.any() else np.nan,
+                "accuracy": float(correct[inside].mean()) if inside.any() else np.nan,
+            }
+        )
     table = pd.DataFrame(rows)
     gaps = (table.confidence - table.accuracy).abs().fillna(0)
     return table, float((gaps * table["count"]).sum() / max(1, len(y_true)))
@@ -99,13 +132,14 @@ def top_k(y_true, probs: np.ndarray, ks) -> dict:
     from sklearn.metrics import top_k_accuracy_score
 
     n = probs.shape[1]
-    return {f"top_{k}_accuracy": round(float(top_k_accuracy_score(y_true, probs, k=k, labels=range(n))), 6)
-            for k in sorted(set(ks)) if 1 < k < n}
+    return {
+        f"top_{k}_accuracy": round(float(top_k_accuracy_score(y_true, probs, k=k, labels=range(n))), 6)
+        for k in sorted(set(ks))
+        if 1 < k < n
+    }
 
 
 def _images(rows: pd.DataFrame, processed: Path) -> np.ndarray:
     if rows.empty:
         return np.zeros((0, 1, 1, 3), np.uint8)
     return Shards(Path(processed) / "shards").get(rows.shard, rows.offset)
-
-

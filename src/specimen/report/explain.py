@@ -20,6 +20,7 @@ class's pre-softmax score (centred on the mean over classes) with respect to it 
 one weight per channel (the mean gradient), the weighted channels summed, ReLU, divided by the
 maximum, resized to the image.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,9 @@ from specimen.shards import Shards
 from specimen.train.inputs import load_classes, split_rows
 
 
-def explain(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
-            params: dict, seed: int) -> dict:
+def explain(
+    model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path, params: dict, seed: int
+) -> dict:
     """Write gradcam.png, feature_maps.png, activation_max.png and explain.json into `out_dir`;
     params: explain's section (images, layers, classes, steps). Returns explain.json's content."""
     out_dir = Path(out_dir)
@@ -41,13 +43,24 @@ def explain(model_dir: Path, processed: Path, index_path: Path, classes_path: Pa
     classes = load_classes(classes_path)
     rows, images = _sample(index_path, processed, params["images"], seed)
     if tuple(images.shape[1:]) != tuple(model.input_shape[1:]):
-        raise SpecimenError(f"{model_dir}: the model takes {model.input_shape[1:]} images, {processed} holds "
-                            f"{images.shape[1:]}: train it again on these data")
+        raise SpecimenError(
+            f"{model_dir}: the model takes {model.input_shape[1:]} images, {processed} holds "
+            f"{images.shape[1:]}: train it again on these data"
+        )
     probs = _predict(model, images)
     predicted = probs.argmax(axis=1)
     layer = last_conv_layer(model).name
-    figures.save(figures.gradcam(images, gradcam(model, images, predicted), rows.label.tolist(),
-                                 [classes[i] for i in predicted], probs.max(axis=1), layer), out_dir / "gradcam.png")
+    figures.save(
+        figures.gradcam(
+            images,
+            gradcam(model, images, predicted),
+            rows.label.tolist(),
+            [classes[i] for i in predicted],
+            probs.max(axis=1),
+            layer,
+        ),
+        out_dir / "gradcam.png",
+    )
 
     maps = feature_maps(model, images[0], params["layers"])
     figures.save(figures.feature_maps(images[0], maps), out_dir / "feature_maps.png")
@@ -56,26 +69,45 @@ def explain(model_dir: Path, processed: Path, index_path: Path, classes_path: Pa
     start = _predict(model, np.round(noise(model.input_shape[1:], len(targets), seed)).astype(np.uint8))
     maximised = activation_maximisation(model, targets, params["steps"], seed)
     final = _predict(model, maximised)
-    figures.save(figures.activation_max(maximised, [classes[i] for i in targets],
-                                        final[np.arange(len(targets)), targets], params["steps"]),
-                 out_dir / "activation_max.png")
+    figures.save(
+        figures.activation_max(
+            maximised, [classes[i] for i in targets], final[np.arange(len(targets)), targets], params["steps"]
+        ),
+        out_dir / "activation_max.png",
+    )
 
     summary = {
-        "model": Path(model_dir).name, "seed": seed,
-        "gradcam": {"layer": layer, "samples": [
-            {"id": r.id, "true": r.label, "predicted": classes[p], "probability": round(float(probs[k, p]), 6)}
-            for k, (r, p) in enumerate(zip(rows.itertuples(), predicted))]},
-        "feature_maps": {"id": rows.id[0], "layers": [name for name, _ in maps],
-                         "channels": [int(m.shape[-1]) for _, m in maps]},
-        "activation_max": {"steps": params["steps"], "classes": {
-            classes[c]: {"start_probability": round(float(start[k, c]), 6),
-                         "final_probability": round(float(final[k, c]), 6)} for k, c in enumerate(targets)}},
+        "model": Path(model_dir).name,
+        "seed": seed,
+        "gradcam": {
+            "layer": layer,
+            "samples": [
+                {"id": r.id, "true": r.label, "predicted": classes[p], "probability": round(float(probs[k, p]), 6)}
+                for k, (r, p) in enumerate(zip(rows.itertuples(), predicted))
+            ],
+        },
+        "feature_maps": {
+            "id": rows.id[0],
+            "layers": [name for name, _ in maps],
+            "channels": [int(m.shape[-1]) for _, m in maps],
+        },
+        "activation_max": {
+            "steps": params["steps"],
+            "classes": {
+                classes[c]: {
+                    "start_probability": round(float(start[k, c]), 6),
+                    "final_probability": round(float(final[k, c]), 6),
+                }
+                for k, c in enumerate(targets)
+            },
+        },
     }
     write_json(out_dir / "explain.json", summary)
     return summary
 
 
 # -- the model's parts -----------------------------------------------------------------------
+
 
 def _conv_types():
     import keras
@@ -135,8 +167,9 @@ def score_model(model):
             config["activation"] = "linear"
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone,
-                                    input_tensors=keras.Input(model.input_shape[1:], dtype="float32", name="pixels"))
+    copy = keras.models.clone_model(
+        model, clone_function=clone, input_tensors=keras.Input(model.input_shape[1:], dtype="float32", name="pixels")
+    )
     if [w.shape for w in copy.weights] != [w.shape for w in model.weights]:
         raise SpecimenError(f"model {model.name!r}: cannot copy its weights for the gradients")
     for dst, src in zip(copy.weights, model.weights):
@@ -145,6 +178,7 @@ def score_model(model):
 
 
 # -- Grad-CAM ------------------------------------------------------------------------------
+
 
 def _centred(logits):
     """Pre-softmax scores minus their mean over the classes. A softmax ignores a shift common to
@@ -166,8 +200,8 @@ def gradcam(model, images: np.ndarray, class_ids, batch_size: int = 32) -> np.nd
     grad_model = keras.Model(scores.input, [_outer(last_conv_layer(scores)), scores.output])
     heatmaps = []
     for start in range(0, len(images), batch_size):
-        x = tf.convert_to_tensor(np.asarray(images[start:start + batch_size]), tf.float32)
-        ids = tf.constant(np.asarray(class_ids[start:start + batch_size]), tf.int32)
+        x = tf.convert_to_tensor(np.asarray(images[start : start + batch_size]), tf.float32)
+        ids = tf.constant(np.asarray(class_ids[start : start + batch_size]), tf.int32)
         with tf.GradientTape() as tape:
             maps, logits = grad_model(x, training=False)
             score = tf.reduce_sum(tf.gather(_centred(logits), ids, axis=1, batch_dims=1))
@@ -182,6 +216,7 @@ def gradcam(model, images: np.ndarray, class_ids, batch_size: int = 32) -> np.nd
 
 
 # -- feature maps --------------------------------------------------------------------------
+
 
 def feature_maps(model, image: np.ndarray, n_layers: int) -> list[tuple[str, np.ndarray]]:
     """(name, maps (h, w, channels)) of the first `n_layers` convolution layers for one image."""
@@ -201,14 +236,23 @@ def feature_maps(model, image: np.ndarray, n_layers: int) -> list[tuple[str, np.
 
 # -- activation maximisation -----------------------------------------------------------------
 
+
 def noise(shape, n: int, seed: int) -> np.ndarray:
     """The seeded starting images: mid-grey with Gaussian noise, (n, *shape) floats in 0..255."""
     rng = np.random.default_rng(seed)
     return np.clip(rng.normal(128.0, 24.0, (n, *shape)), 0, 255).astype(np.float32)
 
 
-def activation_maximisation(model, class_ids, steps: int, seed: int = 0, step_size: float = 4.0,
-                            blur_every: int = 4, blur_sigma: float = 0.7, jitter: int = 1) -> np.ndarray:
+def activation_maximisation(
+    model,
+    class_ids,
+    steps: int,
+    seed: int = 0,
+    step_size: float = 4.0,
+    blur_every: int = 4,
+    blur_sigma: float = 0.7,
+    jitter: int = 1,
+) -> np.ndarray:
     """One uint8 image per class id that the model takes for that class: gradient ascent on the
     class's log-probability from `noise(..., seed)`, each step of `step_size` pixel values on
     average (the gradient normalised), the image shifted at random by up to `jitter` pixels
@@ -241,10 +285,15 @@ def activation_maximisation(model, class_ids, steps: int, seed: int = 0, step_si
 
 # -- reading the model and the sample -----------------------------------------------------
 
+
 def _predict(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Class probabilities, called batch by batch (no predict function to compile for a few images)."""
-    return np.concatenate([np.asarray(model(images[i:i + batch_size], training=False), np.float32)
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            np.asarray(model(images[i : i + batch_size], training=False), np.float32)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def _sample(index_path: Path, processed: Path, n: int, seed: int):
@@ -263,5 +312,3 @@ def _load(model_dir: Path):
     if not (Path(model_dir) / "model.keras").is_file():
         raise SpecimenError(f"{model_dir}: no model.keras here (train the model first: specimen train)")
     return load(Path(model_dir) / "model.keras")
-
-

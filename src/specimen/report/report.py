@@ -6,6 +6,7 @@
 ``results/all``: JSON with the headline metrics, the data accounting (images in, rejected,
 removed by cleaning, kept per split) and where every artefact is.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,33 @@ import pandas as pd
 from specimen import figures
 from specimen.artefacts import write_csv, write_json
 
+COLUMNS = [
+    "name",
+    "kind",
+    "model",
+    "input",
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "parameters",
+    "epochs",
+    "train_seconds",
+    "images_per_second",
+]
 
-COLUMNS = ["name", "kind", "model", "input", "accuracy", "macro_f1", "weighted_f1", "parameters", "epochs",
-           "train_seconds", "images_per_second"]
 
-
-def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, clean_dir: Path,
-           raw: Path, out_dir: Path, summary_path: Path, baselines: Path | None = None,
-           explain: Path | None = None) -> dict:
+def report(
+    models: list[str],
+    reports: Path,
+    model_dirs: Path,
+    processed: Path,
+    clean_dir: Path,
+    raw: Path,
+    out_dir: Path,
+    summary_path: Path,
+    baselines: Path | None = None,
+    explain: Path | None = None,
+) -> dict:
     table = comparison(models, reports, model_dirs, baselines)
     write_csv(out_dir / "comparison.csv", table)
     figures.save(figures.comparison(table), out_dir / "comparison.png")
@@ -46,7 +66,9 @@ def report(models: list[str], reports: Path, model_dirs: Path, processed: Path, 
             "kept_per_split": kept.split.value_counts().to_dict(),
         },
         "artefacts": {
-            "manifest": "data/interim/manifest.csv", "processed": str(processed), "clean": str(clean_dir),
+            "manifest": "data/interim/manifest.csv",
+            "processed": str(processed),
+            "clean": str(clean_dir),
             "models": {m: str(model_dirs / m / "model.keras") for m in models},
             "reports": {m: str(reports / m) for m in models},
             "explain": {m: str(explain / m) for m in models} if explain is not None else None,
@@ -64,14 +86,23 @@ def comparison(models: list[str], reports: Path, model_dirs: Path, baselines: Pa
     for name in models:
         metrics = json.loads((reports / name / "metrics.json").read_text())
         meta = json.loads((model_dirs / name / "meta.json").read_text())
-        rows.append({"name": name, "kind": "keras", "model": name, "input": "images", **metrics,
-                     "parameters": meta["parameters"], "epochs": meta["epochs_run"],
-                     "train_seconds": meta["train_seconds"], "images_per_second": meta.get("images_per_second")})
+        rows.append(
+            {
+                "name": name,
+                "kind": "keras",
+                "model": name,
+                "input": "images",
+                **metrics,
+                "parameters": meta["parameters"],
+                "epochs": meta["epochs_run"],
+                "train_seconds": meta["train_seconds"],
+                "images_per_second": meta.get("images_per_second"),
+            }
+        )
     if baselines is not None:
         for row in pd.read_csv(baselines, keep_default_na=False).to_dict("records"):
-            rows.append({**row, "name": f"{row['model']} ({row['input'].split(':')[0]})", "kind": "baseline",
-                         "epochs": None})
+            rows.append(
+                {**row, "name": f"{row['model']} ({row['input'].split(':')[0]})", "kind": "baseline", "epochs": None}
+            )
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable").reset_index(drop=True)
-
-

@@ -1,6 +1,7 @@
 """The scores every scored model gets, a trained CNN (evaluate) and a baseline alike: scikit-learn's
 classification report (txt, json, csv), the confusion matrix (csv, and the pictures for a CNN) and
 metrics.json."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,9 @@ def _rounded(obj):
     return round(float(obj), 6) if isinstance(obj, (float, np.floating)) else obj
 
 
-def write_scores(y_true, y_pred, classes: list[str], out_dir: Path, extra: dict | None = None,
-                 pictures: bool = True) -> dict:
+def write_scores(
+    y_true, y_pred, classes: list[str], out_dir: Path, extra: dict | None = None, pictures: bool = True
+) -> dict:
     """classification_report.txt, .json and .csv (scikit-learn), confusion_matrix.csv, metrics.json
     (accuracy, macro and weighted F1, `extra`, test count) and, with `pictures`, confusion_matrix.png
     (counts) and _normalized.png and f1_per_class.png, for class ids `y_pred` against `y_true`: the
@@ -33,8 +35,10 @@ def write_scores(y_true, y_pred, classes: list[str], out_dir: Path, extra: dict 
         tmp.write_text(classification_report(y_true, y_pred, digits=4, **report_kw))
     report = _rounded(classification_report(y_true, y_pred, output_dict=True, **report_kw))
     write_json(out_dir / "classification_report.json", report)
-    write_csv(out_dir / "classification_report.csv", pd.DataFrame(
-        [{"class": name, **scores} for name, scores in report.items() if isinstance(scores, dict)]))
+    write_csv(
+        out_dir / "classification_report.csv",
+        pd.DataFrame([{"class": name, **scores} for name, scores in report.items() if isinstance(scores, dict)]),
+    )
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     frame = pd.DataFrame(matrix, columns=classes)
     frame.insert(0, "true", classes)  # rows: true classes; columns: predicted
@@ -43,9 +47,12 @@ def write_scores(y_true, y_pred, classes: list[str], out_dir: Path, extra: dict 
         figures.save(figures.confusion(matrix, classes), out_dir / "confusion_matrix.png")
         figures.save(figures.confusion(matrix, classes, normalized=True), out_dir / "confusion_matrix_normalized.png")
         figures.save(figures.f1_bars(report, classes), out_dir / "f1_per_class.png")
-    metrics = {"accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
-               "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
-               "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
-               **(extra or {}), "test_images": int(len(y_true))}
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+        "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
+        "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
+        **(extra or {}),
+        "test_images": int(len(y_true)),
+    }
     write_json(out_dir / "metrics.json", metrics)
     return metrics

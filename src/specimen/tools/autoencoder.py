@@ -26,6 +26,7 @@ over ``autoencoder.samples`` seeded test images: noisy input (clipped to show it
 original), ``generated.png`` (the generated images, eight a row, in order; exactly the pixels the
 classifier scored, each scaled up by a whole factor) and ``metrics.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,17 +36,18 @@ from pathlib import Path
 import numpy as np
 
 from specimen import SpecimenError
-from specimen.train.inputs import dataset, load_classes, split_rows
 from specimen.artefacts import atomic_dir, atomic_file, write_json
 from specimen.shards import Shards
+from specimen.train.inputs import dataset, load_classes, split_rows
 
 GRID_COLUMNS = 8  # generated.png
-CELL = 64         # pixels: grid cells are scaled up by a whole factor to at least this
-GAP = 2           # pixels between grid cells (white)
+CELL = 64  # pixels: grid cells are scaled up by a whole factor to at least this
+GAP = 2  # pixels between grid cells (white)
 
 
-def autoencoder(model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path,
-                params: dict, seed: int) -> dict:
+def autoencoder(
+    model_dir: Path, processed: Path, index_path: Path, classes_path: Path, out_dir: Path, params: dict, seed: int
+) -> dict:
     """Learn, judge and generate (see the module docstring); returns metrics.json's content."""
     classes = load_classes(classes_path)
     name = choose_class(classes, params.get("class"))
@@ -56,22 +58,34 @@ def autoencoder(model_dir: Path, processed: Path, index_path: Path, classes_path
 
     seed_everything(seed, True)
     meta = json.loads((Path(processed) / "meta.json").read_text())
-    model, encoder, decoder = build((*meta["size"], meta["channels"]), params["filters"], params["latent"],
-                                    params["noise"], seed)
+    model, encoder, decoder = build(
+        (*meta["size"], meta["channels"]), params["filters"], params["latent"], params["noise"], seed
+    )
     losses = fit(model, train_rows, processed, name, params, seed)
     picks = np.random.default_rng(seed).choice(len(test_rows), min(params["samples"], len(test_rows)), replace=False)
-    mse, figure = judge(model, test_rows, processed, params["noise"], params["batch_size"], sorted(picks.tolist()), seed)
+    mse, figure = judge(
+        model, test_rows, processed, params["noise"], params["batch_size"], sorted(picks.tolist()), seed
+    )
     generated = generate(encoder, decoder, test_rows, processed, params["generated"], seed)
-    metrics = {"class": name, "train_images": len(train_rows), "test_images": len(test_rows),
-               "epochs": len(losses), "final_loss": round(losses[-1], 6), "noise": params["noise"], **mse,
-               "generated_images": len(generated),
-               "generated_accuracy": classifier_accuracy(model_dir, generated, name, classes),
-               "classifier": str(model_dir)}
+    metrics = {
+        "class": name,
+        "train_images": len(train_rows),
+        "test_images": len(test_rows),
+        "epochs": len(losses),
+        "final_loss": round(losses[-1], 6),
+        "noise": params["noise"],
+        **mse,
+        "generated_images": len(generated),
+        "generated_accuracy": classifier_accuracy(model_dir, generated, name, classes),
+        "classifier": str(model_dir),
+    }
     with atomic_dir(out_dir) as tmp:
         model.save(tmp / "autoencoder.keras")
         save_png(tmp / "reconstructions.png", grid(figure))
-        save_png(tmp / "generated.png", grid([generated[i:i + GRID_COLUMNS]
-                                              for i in range(0, len(generated), GRID_COLUMNS)]))
+        save_png(
+            tmp / "generated.png",
+            grid([generated[i : i + GRID_COLUMNS] for i in range(0, len(generated), GRID_COLUMNS)]),
+        )
         write_json(tmp / "metrics.json", metrics)
     return metrics
 
@@ -81,8 +95,9 @@ def choose_class(classes: list[str], wanted) -> str:
     if wanted is None:
         return classes[0]
     if str(wanted) not in classes:
-        raise SpecimenError(f"autoencoder.class: {wanted!r} is not a class of this dataset "
-                            f"(classes: {', '.join(classes)})")
+        raise SpecimenError(
+            f"autoencoder.class: {wanted!r} is not a class of this dataset (classes: {', '.join(classes)})"
+        )
     return str(wanted)
 
 
@@ -92,8 +107,10 @@ def class_rows(index_path: Path, name: str):
     train, test = train[train.label == name].reset_index(drop=True), test[test.label == name].reset_index(drop=True)
     for rows, split in ((train, "train"), (test, "test")):
         if rows.empty:
-            raise SpecimenError(f"{index_path}: class {name!r} has no {split} images to "
-                                f"{'learn' if split == 'train' else 'judge'} an autoencoder on")
+            raise SpecimenError(
+                f"{index_path}: class {name!r} has no {split} images to "
+                f"{'learn' if split == 'train' else 'judge'} an autoencoder on"
+            )
     return train, test
 
 
@@ -133,7 +150,8 @@ def fit(model, rows, processed: Path, name: str, params: dict, seed: int) -> lis
     import tensorflow as tf
 
     scaled = dataset(rows, processed, [name], params["batch_size"], shuffle=True, seed=seed).map(
-        lambda x, _: (tf.cast(x, tf.float32) / 255.0,) * 2)
+        lambda x, _: (tf.cast(x, tf.float32) / 255.0,) * 2
+    )
     model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse")
     history = model.fit(scaled, epochs=params["epochs"], shuffle=False, verbose=2)
     return [float(v) for v in history.history["loss"]]
@@ -193,7 +211,7 @@ def grid(rows: list[np.ndarray]) -> np.ndarray:
     for i, row in enumerate(rows):
         for j, image in enumerate(row):
             y, x = GAP + i * (h * s + GAP), GAP + j * (w * s + GAP)
-            out[y:y + h * s, x:x + w * s] = image.repeat(s, axis=0).repeat(s, axis=1)
+            out[y : y + h * s, x : x + w * s] = image.repeat(s, axis=0).repeat(s, axis=1)
     return out
 
 
@@ -214,9 +232,9 @@ def classifier_accuracy(model_dir: Path, images: np.ndarray, name: str, classes:
         raise SpecimenError(f"{model_dir}: the classifier does not know class {name!r}; retrain it on this data")
     model = load(Path(model_dir) / "model.keras")
     if tuple(model.input_shape[1:]) != images.shape[1:]:
-        raise SpecimenError(f"{model_dir}: the classifier takes images of {model.input_shape[1:]}, the data are "
-                            f"{images.shape[1:]}; retrain it on this data")
+        raise SpecimenError(
+            f"{model_dir}: the classifier takes images of {model.input_shape[1:]}, the data are "
+            f"{images.shape[1:]}; retrain it on this data"
+        )
     predicted = model.predict(images, batch_size=64, verbose=0).argmax(axis=1)
     return round(float(np.mean(predicted == names.index(name))), 6)
-
-

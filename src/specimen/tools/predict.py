@@ -14,6 +14,7 @@ probabilities rounded to 6 digits; K is ``--top-k``, at most the number of class
 ``error``: empty, or why the file could not be read (not an image, corrupt, too large). With
 ``--out``, the rows are written to that CSV; without, they are printed as a table.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,16 @@ MODELS_ROOT = Path("results/models")
 BAR_FROM = 100  # a progress bar when there are at least this many images
 
 
-def predict(model: str | Path, target: str | Path, top_k: int = 5, out: Path | None = None,
-            batch_size: int = 64, max_pixels: int | None = None, models_root: Path = MODELS_ROOT,
-            unsafe: bool = False) -> pd.DataFrame:
+def predict(
+    model: str | Path,
+    target: str | Path,
+    top_k: int = 5,
+    out: Path | None = None,
+    batch_size: int = 64,
+    max_pixels: int | None = None,
+    models_root: Path = MODELS_ROOT,
+    unsafe: bool = False,
+) -> pd.DataFrame:
     """Predict every image of `target` (a file or a folder) with `model`; write the rows to `out`
     (a CSV) if given. Returns the rows (columns: see the module docstring). A model with Lambda
     layers is refused unless `unsafe` (see models.load)."""
@@ -47,10 +55,12 @@ def predict(model: str | Path, target: str | Path, top_k: int = 5, out: Path | N
 
     net = load(folder / "model.keras", unsafe=unsafe)
     rows = []
-    with pillow_limit(max_pixels), tqdm(total=len(paths), desc="predict", unit="img",
-                                        disable=len(paths) < BAR_FROM, mininterval=1) as bar:
+    with (
+        pillow_limit(max_pixels),
+        tqdm(total=len(paths), desc="predict", unit="img", disable=len(paths) < BAR_FROM, mininterval=1) as bar,
+    ):
         for start in range(0, len(paths), batch_size):
-            batch = paths[start:start + batch_size]
+            batch = paths[start : start + batch_size]
             rows.extend(predict_batch(net, batch, meta, k, max_pixels))
             bar.update(len(batch))
     frame = pd.DataFrame(rows, columns=columns(k))
@@ -69,8 +79,10 @@ def model_folder(model: str | Path, models_root: Path = MODELS_ROOT) -> Path:
         return path
     if len(path.parts) == 1 and (Path(models_root) / path).is_dir():
         return Path(models_root) / path
-    raise SpecimenError(f"{model}: no such model folder (nor {Path(models_root) / path.name}); "
-                        f"train it first, e.g. `snakemake results/models/{path.name}/model.keras`")
+    raise SpecimenError(
+        f"{model}: no such model folder (nor {Path(models_root) / path.name}); "
+        f"train it first, e.g. `snakemake results/models/{path.name}/model.keras`"
+    )
 
 
 def read_meta(folder: Path) -> dict:
@@ -79,12 +91,16 @@ def read_meta(folder: Path) -> dict:
         raise SpecimenError(f"{folder}: no model.keras in this folder; train the model first")
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
-        raise SpecimenError(f"{folder}: no meta.json beside model.keras, so its preprocessing is unknown; "
-                            "retrain the model with this version of specimen")
+        raise SpecimenError(
+            f"{folder}: no meta.json beside model.keras, so its preprocessing is unknown; "
+            "retrain the model with this version of specimen"
+        )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if not {"classes", "preprocess"} <= set(meta):
-        raise SpecimenError(f"{meta_path}: written by an older specimen (no preprocessing recorded); "
-                            "retrain the model with this version of specimen")
+        raise SpecimenError(
+            f"{meta_path}: written by an older specimen (no preprocessing recorded); "
+            "retrain the model with this version of specimen"
+        )
     return meta
 
 
@@ -95,8 +111,11 @@ def image_paths(target: str | Path) -> list[Path]:
         return [target]
     if not target.is_dir():
         raise SpecimenError(f"{target}: no such file or folder")
-    return sorted(p for p in target.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts))
+    return sorted(
+        p
+        for p in target.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts)
+    )
 
 
 @contextlib.contextmanager
@@ -154,8 +173,10 @@ def table(frame: pd.DataFrame) -> str:
     k = (len(frame.columns) - 2) // 2
     shown = pd.DataFrame({"path": frame.path})
     for r in range(1, k + 1):
-        shown[f"#{r}"] = [f"{label} {prob:.4f}" if isinstance(label, str) and label else ""
-                          for label, prob in zip(frame[f"label_{r}"], frame[f"prob_{r}"])]
+        shown[f"#{r}"] = [
+            f"{label} {prob:.4f}" if isinstance(label, str) and label else ""
+            for label, prob in zip(frame[f"label_{r}"], frame[f"prob_{r}"])
+        ]
     if frame.error.astype(bool).any():
         shown["error"] = frame.error
     widths = {c: max([len(c), *(len(v) for v in shown[c].astype(str))]) for c in shown.columns}

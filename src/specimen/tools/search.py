@@ -27,6 +27,7 @@ dot-folders (``.snakemake_timestamp``, ``.DS_Store``) are left out. data/extract
 in a folder of its own (data/extracted/<name>/): there, filenames start with ``<name>/`` and a target
 ``train/3/img_0001.png`` is found as ``<name>/train/3/img_0001.png``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,15 +42,22 @@ import pandas as pd
 from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.clean.features import EXTRACTORS, THREADS, colour_histogram, network
 from specimen.artefacts import write_csv
+from specimen.clean.features import EXTRACTORS, THREADS, colour_histogram, network
 from specimen.data.images import shape
 
 MANY = 100  # files: a progress bar from this many on
 
 
-def search(target: str, data: Path, out: Path | None = None, n: int = 5, features: str = "histogram",
-           image: dict | None = None, embed: dict | None = None) -> dict:
+def search(
+    target: str,
+    data: Path,
+    out: Path | None = None,
+    n: int = 5,
+    features: str = "histogram",
+    image: dict | None = None,
+    embed: dict | None = None,
+) -> dict:
     """Rank the images of `data` (folder or zip) by distance to `target`; write the table to `out`
     (CSV, atomically) if given. Returns {table, images, skipped, target}; see the module docstring."""
     if features not in EXTRACTORS:
@@ -59,10 +67,11 @@ def search(target: str, data: Path, out: Path | None = None, n: int = 5, feature
     data = Path(data)
     with dataset(data) as (names, read):
         if not names:
-            raise SpecimenError(f"{data}: no files in it, nothing to search: give --data a folder or zip that holds images")
+            raise SpecimenError(
+                f"{data}: no files in it, nothing to search: give --data a folder or zip that holds images"
+            )
         name, rgb = _target(target, data, names, read)
-        measure = (_histogram_measure(rgb) if features == "histogram"
-                   else _network_measure(rgb, features, image, embed))
+        measure = _histogram_measure(rgb) if features == "histogram" else _network_measure(rgb, features, image, embed)
         counts = {"images": 0, "skipped": 0}
         others = [x for x in names if x != name]
         nearest = heapq.nsmallest(n, _distances(others, read, *measure, counts))
@@ -72,8 +81,12 @@ def search(target: str, data: Path, out: Path | None = None, n: int = 5, feature
     table = pd.DataFrame([(label, 0.0)] + [(x, float(d)) for d, x in nearest], columns=["filename", "distance"])
     if out is not None:
         write_csv(out, table)
-    return {"table": table, "images": counts["images"] + (name is not None), "skipped": counts["skipped"],
-            "target": label}
+    return {
+        "table": table,
+        "images": counts["images"] + (name is not None),
+        "skipped": counts["skipped"],
+        "target": label,
+    }
 
 
 def _rgb(bgr: np.ndarray | None) -> np.ndarray | None:
@@ -120,7 +133,9 @@ def dataset(data: Path):
     elif not data.exists():
         raise SpecimenError(f"{data}: no such folder or zip file: give --data a folder of images or a .zip of them")
     elif not zipfile.is_zipfile(data):
-        raise SpecimenError(f"{data}: neither a folder nor a zip file: give --data a folder of images or a .zip of them")
+        raise SpecimenError(
+            f"{data}: neither a folder nor a zip file: give --data a folder of images or a .zip of them"
+        )
     else:
         with zipfile.ZipFile(data) as zf:
             names = sorted(i.filename for i in zf.infolist() if not i.is_dir() and not _hidden(i.filename))
@@ -141,11 +156,15 @@ def _inside(target: str, data: Path, names: list[str], known: set[str]) -> str |
         return None
     found = [n for n in names if n.endswith("/" + name)]
     if len(found) > 1:
-        raise SpecimenError(f"{target}: {len(found)} files of that name in {data} ({', '.join(found[:3])}"
-                            f"{', ...' if len(found) > 3 else ''}): give its path inside {data}")
+        raise SpecimenError(
+            f"{target}: {len(found)} files of that name in {data} ({', '.join(found[:3])}"
+            f"{', ...' if len(found) > 3 else ''}): give its path inside {data}"
+        )
     if not found:
-        raise SpecimenError(f"{target}: no such image file, and no file of that name in {data}: give a path to "
-                            f"an image, or a file name or path inside {data} (e.g. {names[0]})")
+        raise SpecimenError(
+            f"{target}: no such image file, and no file of that name in {data}: give a path to "
+            f"an image, or a file name or path inside {data} (e.g. {names[0]})"
+        )
     return found[0]
 
 
@@ -165,6 +184,7 @@ def _histogram_measure(target_rgb: np.ndarray):
 
     def distances(hists):
         return [cv2.compareHist(target, h, cv2.HISTCMP_CHISQR) for h in hists]
+
     return colour_histogram, distances, 1
 
 
@@ -172,8 +192,9 @@ def _network_measure(target_rgb: np.ndarray, features: str, image: dict, embed: 
     """(prepare, distances, batch): 1 - cosine similarity of embed's features for `features`."""
     height, width = image["size"]
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(THREADS))  # read when TensorFlow starts
-    features_of, _ = network(features, embed.get("input_size") or image["size"], weights=embed["weights"],
-                             clip_preset=embed["clip_preset"])
+    features_of, _ = network(
+        features, embed.get("input_size") or image["size"], weights=embed["weights"], clip_preset=embed["clip_preset"]
+    )
 
     def prepare(rgb):
         return shape(rgb, height, width, image["color"], image["resize"])[0]
@@ -187,6 +208,7 @@ def _network_measure(target_rgb: np.ndarray, features: str, image: dict, embed: 
 
     def distances(images):
         return np.maximum(0.0, 1.0 - unit(images) @ target).tolist()  # not -4e-16 for a copy
+
     return prepare, distances, embed["batch_size"]
 
 
@@ -209,5 +231,3 @@ def _distances(names: list[str], read, prepare, distances, batch: int, counts: d
                 pending, pending_names = [], []
     if pending:
         yield from zip(distances(pending), pending_names)
-
-

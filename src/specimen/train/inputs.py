@@ -9,6 +9,7 @@ once into the shards, and the OS page cache keeps the memory-mapped shards warm 
 to the next, so a ``Dataset.cache()`` would only hold a second copy
 (``bench/input_pipeline.py`` measures this feed against in-memory tensors).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ import pandas as pd
 from specimen.clean.balance import apply_transform
 from specimen.shards import Shards
 
+
 def load_classes(path: Path) -> list[str]:
     return json.loads(Path(path).read_text())["classes"]
 
@@ -30,8 +32,9 @@ def split_rows(index_path: Path, split: str | None = None) -> pd.DataFrame:
     return (index if split is None else index[index.split == split]).reset_index(drop=True)
 
 
-def dataset(rows: pd.DataFrame, processed: Path, classes: list[str], batch_size: int,
-            shuffle: bool = False, seed: int = 0):
+def dataset(
+    rows: pd.DataFrame, processed: Path, classes: list[str], batch_size: int, shuffle: bool = False, seed: int = 0
+):
     import tensorflow as tf
 
     shards = Shards(Path(processed) / "shards")
@@ -58,4 +61,8 @@ def dataset(rows: pd.DataFrame, processed: Path, classes: list[str], batch_size:
     ds = tf.data.Dataset.range(len(rows))
     if shuffle:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return (
+        ds.batch(batch_size)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -10,6 +10,7 @@
 
 ``check`` says in one line which of these an upgrade removed (tests/test_tune.py runs it).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def check() -> None:
     if not hasattr(oracle, "_retry_queue"):
         missing.append("Oracle._retry_queue")
     if missing:
-        raise SpecimenError(f"keras-tuner {kt.__version__} has no {', '.join(missing)}, which "
-                            "specimen.train.kerastuner changes: pin keras-tuner<1.5 or adapt it")
+        raise SpecimenError(
+            f"keras-tuner {kt.__version__} has no {', '.join(missing)}, which "
+            "specimen.train.kerastuner changes: pin keras-tuner<1.5 or adapt it"
+        )
 
 
 def patch() -> None:

@@ -14,6 +14,7 @@ Every model takes raw uint8 images exactly as preprocess stores them: augmentati
 in training) and the network's own input preprocessing are layers inside it, so the saved model
 needs no preprocessing code to predict.
 """
+
 from __future__ import annotations
 
 import json
@@ -102,7 +103,9 @@ def lambda_layers(path) -> list[str]:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise SpecimenError(f"{path}: not a readable .keras model ({e}); save it with model.save('model.keras')") from None
+        raise SpecimenError(
+            f"{path}: not a readable .keras model ({e}); save it with model.save('model.keras')"
+        ) from None
     found, todo = [], [config]
     while todo:
         node = todo.pop()
@@ -119,8 +122,10 @@ def load(path, unsafe: bool = False):
     """A saved specimen model (its custom layers registered first), in Keras' safe mode unless
     `unsafe`: a model holding Lambda layers is refused with a one-line error."""
     if not unsafe and (names := lambda_layers(path)):  # before TensorFlow starts: the error stays one line
-        raise SpecimenError(f"{path}: Lambda layer(s) {', '.join(names)} would run the model's own Python code "
-                            "when loaded; give --unsafe only if you trust where the model came from")
+        raise SpecimenError(
+            f"{path}: Lambda layer(s) {', '.join(names)} would run the model's own Python code "
+            "when loaded; give --unsafe only if you trust where the model came from"
+        )
     import keras
 
     _preprocess_layer()
@@ -147,8 +152,9 @@ def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):
         x = augment_layers(x)
     x = _preprocess_layer()(name, name="preprocess_input")(x)
     with fetching(f"{BACKBONES[name][1]} ImageNet weights", imagenet_how(BACKBONES[name][1], "train.weights")):
-        base = constructor(name)(include_top=False, weights="imagenet" if weights == "imagenet" else None,
-                                 input_shape=(*input_shape[:2], 3))
+        base = constructor(name)(
+            include_top=False, weights="imagenet" if weights == "imagenet" else None, input_shape=(*input_shape[:2], 3)
+        )
     if path is not None:
         base.load_weights(path)
     if weights == "none":  # random weights hold nothing to keep: the whole backbone trains.
@@ -166,8 +172,13 @@ def transfer(name: str, input_shape, n_classes: int, params: dict, seed: int):
     if head.get("units", 0):
         x = layers.Dense(head["units"], activation="relu", name="head_dense")(x)
     x = layers.Dropout(head.get("dropout", 0.2), seed=seed, name="head_dropout")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="predictions",
-                           kernel_regularizer=keras.regularizers.L2(head.get("l2", 1e-4)))(x)
+    outputs = layers.Dense(
+        n_classes,
+        activation="softmax",
+        dtype="float32",
+        name="predictions",
+        kernel_regularizer=keras.regularizers.L2(head.get("l2", 1e-4)),
+    )(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -13,6 +13,7 @@ next phase's fit starts where it is told. These are the only private Keras names
 the backup, so a resumed phase stops and lowers its rate exactly when the uninterrupted one would;
 ``EpochInfo`` adds each epoch's wall time to its log row.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,17 @@ from specimen import SpecimenError
 from specimen.artefacts import atomic_file
 
 # What Backup relies on in keras.callbacks.BackupAndRestore and keras.Model (Keras 3.15).
-KERAS_PRIVATE = {"BackupAndRestore": ("_save_model", "_load_model", "_weights_path", "_training_metadata_path",
-                                      "_current_epoch", "_last_batch_seen"),
-                 "Model": ("_initial_epoch",)}
+KERAS_PRIVATE = {
+    "BackupAndRestore": (
+        "_save_model",
+        "_load_model",
+        "_weights_path",
+        "_training_metadata_path",
+        "_current_epoch",
+        "_last_batch_seen",
+    ),
+    "Model": ("_initial_epoch",),
+}
 
 
 def check_keras_backup() -> None:
@@ -39,8 +48,10 @@ def check_keras_backup() -> None:
     missing = [f"BackupAndRestore.{n}" for n in KERAS_PRIVATE["BackupAndRestore"] if not hasattr(callback, n)]
     missing += [f"Model.{n}" for n in KERAS_PRIVATE["Model"] if not hasattr(model, n)]
     if missing:
-        raise SpecimenError(f"keras {keras.__version__} has no {', '.join(missing)}, which specimen.train.resume.Backup "
-                            "overrides to make its backups whole: pin keras<3.16 or adapt Backup")
+        raise SpecimenError(
+            f"keras {keras.__version__} has no {', '.join(missing)}, which specimen.train.resume.Backup "
+            "overrides to make its backups whole: pin keras<3.16 or adapt Backup"
+        )
 
 
 def callback_classes():
@@ -61,9 +72,11 @@ def callback_classes():
         folder beside BackupAndRestore's weights, and puts them back when training resumes, so a
         resumed phase stops and lowers its rate exactly when the uninterrupted one would."""
 
-        FIELDS = {"EarlyStopping": ("wait", "best", "best_epoch"),
-                  "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
-                  "ModelCheckpoint": ("best",)}
+        FIELDS = {
+            "EarlyStopping": ("wait", "best", "best_epoch"),
+            "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+            "ModelCheckpoint": ("best",),
+        }
 
         def __init__(self, path: Path, callbacks):
             super().__init__()
@@ -77,8 +90,10 @@ def callback_classes():
                         setattr(cb, field, value)
 
         def on_epoch_end(self, epoch, logs=None):
-            state = {type(cb).__name__: {f: _plain(getattr(cb, f, None)) for f in self.FIELDS[type(cb).__name__]}
-                     for cb in self.tracked}
+            state = {
+                type(cb).__name__: {f: _plain(getattr(cb, f, None)) for f in self.FIELDS[type(cb).__name__]}
+                for cb in self.tracked
+            }
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(self.path) as tmp:
                 tmp.write_text(json.dumps(state))

@@ -1,6 +1,7 @@
 """What train and tune share: the phases a model trains in, seeds and op determinism, the dtype
 policy (mixed precision on a GPU), the distribution strategy, the inputs they read, a phase's
 compilation and the plateau callbacks (early stopping, ReduceLROnPlateau)."""
+
 from __future__ import annotations
 
 import json
@@ -65,6 +66,7 @@ def distribution():
 @dataclass(frozen=True)
 class Inputs:
     """What train and tune read before building a model."""
+
     classes: list
     train_rows: pd.DataFrame
     valid_rows: pd.DataFrame
@@ -75,8 +77,14 @@ class Inputs:
     preprocess: dict  # what the images went through: size, resize, color
 
 
-def read_inputs(processed: Path, index_path: Path, weights_path: Path, classes_path: Path, params: dict,
-                train_path: Path | None = None) -> Inputs:
+def read_inputs(
+    processed: Path,
+    index_path: Path,
+    weights_path: Path,
+    classes_path: Path,
+    params: dict,
+    train_path: Path | None = None,
+) -> Inputs:
     """Classes, training rows (balance's train.csv, or the index's train split), the valid split,
     class weights, the input shape, and the monitor (without a valid split: the training figure)."""
     classes = load_classes(classes_path)
@@ -89,9 +97,16 @@ def read_inputs(processed: Path, index_path: Path, weights_path: Path, classes_p
     monitor = params.get("monitor", "val_loss")
     if valid_rows.empty:
         monitor = monitor.removeprefix("val_")
-    return Inputs(classes, train_rows, valid_rows, {i: weights.get(c, 1.0) for i, c in enumerate(classes)},
-                  (*meta["size"], meta["channels"]), monitor, "min" if monitor.endswith("loss") else "max",
-                  {k: meta[k] for k in ("size", "resize", "color")})
+    return Inputs(
+        classes,
+        train_rows,
+        valid_rows,
+        {i: weights.get(c, 1.0) for i, c in enumerate(classes)},
+        (*meta["size"], meta["channels"]),
+        monitor,
+        "min" if monitor.endswith("loss") else "max",
+        {k: meta[k] for k in ("size", "resize", "color")},
+    )
 
 
 def compile_phase(model, phase: Phase) -> int:
@@ -102,8 +117,11 @@ def compile_phase(model, phase: Phase) -> int:
     from specimen.train.models import unfreeze
 
     trainable = unfreeze(model, phase.unfrozen_layers) if phase.unfrozen_layers else len(model.trainable_weights)
-    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(phase.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return trainable
 
 
@@ -112,9 +130,15 @@ def plateau_callbacks(params: dict, monitor: str, mode: str, restore_best_weight
     import keras
 
     reduce = params.get("reduce_lr", {})
-    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
-                                         restore_best_weights=restore_best_weights)
+    stop = keras.callbacks.EarlyStopping(
+        monitor=monitor, mode=mode, patience=params["patience"], restore_best_weights=restore_best_weights
+    )
     if reduce.get("factor", 0.5) >= 1:
         return stop, None
-    return stop, keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=reduce.get("factor", 0.5),
-                                                   patience=reduce.get("patience", 3), min_lr=reduce.get("min_lr", 0))
+    return stop, keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor,
+        mode=mode,
+        factor=reduce.get("factor", 0.5),
+        patience=reduce.get("patience", 3),
+        min_lr=reduce.get("min_lr", 0),
+    )

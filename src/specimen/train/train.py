@@ -25,6 +25,7 @@ both phases, with its phase), ``meta.json`` (classes, preprocessing, phases with
 weight counts, time, images/s), ``tensorboard/`` and ``dvclive/`` into results/models/<model>/,
 all at the end; the working folder is then removed.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,12 +37,29 @@ import pandas as pd
 from specimen.artefacts import atomic_file, working_folder, write_csv, write_json
 from specimen.train.inputs import dataset
 from specimen.train.resume import best_value, callback_classes, check_keras_backup, read_log
-from specimen.train.setup import compile_phase, distribution, plan, plateau_callbacks, precision, read_inputs, seed_everything
+from specimen.train.setup import (
+    compile_phase,
+    distribution,
+    plan,
+    plateau_callbacks,
+    precision,
+    read_inputs,
+    seed_everything,
+)
 
 
-def train(model_name: str, processed: Path, index_path: Path, weights_path: Path, classes_path: Path,
-          out_dir: Path, params: dict, seed: int, train_path: Path | None = None,
-          work: Path | None = None) -> pd.DataFrame:
+def train(
+    model_name: str,
+    processed: Path,
+    index_path: Path,
+    weights_path: Path,
+    classes_path: Path,
+    out_dir: Path,
+    params: dict,
+    seed: int,
+    train_path: Path | None = None,
+    work: Path | None = None,
+) -> pd.DataFrame:
     """Train on `train_path` (balance's train.csv, oversampled or not; default: the index's train
     split), validate on the index's valid split; `work` (default: out_dir/../<model>.work) holds
     the resumable state until the model is written."""
@@ -65,8 +83,15 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
     train_ds = dataset(train_rows, processed, classes, batch_size, shuffle=True, seed=seed)
     valid_ds = dataset(valid_rows, processed, classes, batch_size) if len(valid_rows) else None
 
-    settings = {"model": model_name, "train": params, "seed": seed, "input_shape": list(input_shape),
-                "classes": classes, "train_rows": len(train_rows), "valid_rows": len(valid_rows)}
+    settings = {
+        "model": model_name,
+        "train": params,
+        "seed": seed,
+        "input_shape": list(input_shape),
+        "classes": classes,
+        "train_rows": len(train_rows),
+        "valid_rows": len(valid_rows),
+    }
     if working_folder(work, settings):
         print(f"{work}: left by a run with other params or data; starting {model_name} over", flush=True)
     log_path, done_path = work / "history.csv", work / "phases.json"
@@ -90,28 +115,52 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
             resumed = json.loads((backup / "training_metadata.json").read_text())["epoch"]
             print(f"resuming {model_name}: phase {phase.name} at epoch {resumed + 1}", flush=True)
         stop, lower = plateau_callbacks(params, monitor, mode)
-        best = keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, mode=mode, save_best_only=True,
-                                               save_weights_only=True,
-                                               initial_value_threshold=best_value(read_log(log_path), monitor))
+        best = keras.callbacks.ModelCheckpoint(
+            str(checkpoint),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_value(read_log(log_path), monitor),
+        )
         tracked = [stop, best] + ([lower] if lower else [])
-        callbacks = [EpochInfo(), *tracked,
-                     keras.callbacks.CSVLogger(str(log_path), append=True),
-                     keras.callbacks.TensorBoard(str(work / "tensorboard")),
-                     DVCLiveCallback(live=live),
-                     CallbackState(backup / "callbacks.json", tracked),
-                     # last: a saved epoch is a logged one; kept until the phase is recorded as done
-                     Backup(str(backup), delete_checkpoint=False)]
-        model.fit(train_ds, validation_data=valid_ds, initial_epoch=first, epochs=first + phase.epochs,
-                  class_weight=inputs.class_weight, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled by tf.data
+        callbacks = [
+            EpochInfo(),
+            *tracked,
+            keras.callbacks.CSVLogger(str(log_path), append=True),
+            keras.callbacks.TensorBoard(str(work / "tensorboard")),
+            DVCLiveCallback(live=live),
+            CallbackState(backup / "callbacks.json", tracked),
+            # last: a saved epoch is a logged one; kept until the phase is recorded as done
+            Backup(str(backup), delete_checkpoint=False),
+        ]
+        model.fit(
+            train_ds,
+            validation_data=valid_ds,
+            initial_epoch=first,
+            epochs=first + phase.epochs,
+            class_weight=inputs.class_weight,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=2,
+        )  # shuffled by tf.data
         if checkpoint.is_file():  # the phase's best epoch; none: it never beat the phase before
             model.load_weights(checkpoint)
         elif done:
             with strategy.scope():
                 model = load(work / "phase.keras")
         log = read_log(log_path)
-        done.append({"name": phase.name, "first_epoch": first, "last_epoch": int(log.epoch.max()),
-                     "learning_rate": phase.learning_rate, "unfrozen_layers": phase.unfrozen_layers,
-                     "trainable_weights": trainable, "best": best_value(log[log.epoch >= first], monitor)})
+        done.append(
+            {
+                "name": phase.name,
+                "first_epoch": first,
+                "last_epoch": int(log.epoch.max()),
+                "learning_rate": phase.learning_rate,
+                "unfrozen_layers": phase.unfrozen_layers,
+                "trainable_weights": trainable,
+                "best": best_value(log[log.epoch >= first], monitor),
+            }
+        )
         with atomic_file(work / "phase.keras") as tmp:  # the next phase, or a resumed run, starts here
             model.save(tmp)
         with atomic_file(done_path) as tmp:
@@ -126,15 +175,24 @@ def train(model_name: str, processed: Path, index_path: Path, weights_path: Path
         shutil.rmtree(out_dir / folder, ignore_errors=True)
         if (work / folder).is_dir():
             shutil.copytree(work / folder, out_dir / folder)
-    write_json(out_dir / "meta.json", {
-        "model": model_name, "classes": classes, "input_shape": list(input_shape),
-        "preprocess": inputs.preprocess,
-        "train_images": len(train_rows), "epochs_run": epochs_run, "train_seconds": round(seconds, 2),
-        "images_per_second": round(len(train_rows) * epochs_run / seconds, 1) if seconds else None,
-        "parameters": int(model.count_params()), "monitor": monitor, "mixed_precision": policy,
-        "replicas": strategy.num_replicas_in_sync,
-        "phases": [{**p, "first_epoch": p["first_epoch"] + 1, "last_epoch": p["last_epoch"] + 1} for p in done],
-    })
+    write_json(
+        out_dir / "meta.json",
+        {
+            "model": model_name,
+            "classes": classes,
+            "input_shape": list(input_shape),
+            "preprocess": inputs.preprocess,
+            "train_images": len(train_rows),
+            "epochs_run": epochs_run,
+            "train_seconds": round(seconds, 2),
+            "images_per_second": round(len(train_rows) * epochs_run / seconds, 1) if seconds else None,
+            "parameters": int(model.count_params()),
+            "monitor": monitor,
+            "mixed_precision": policy,
+            "replicas": strategy.num_replicas_in_sync,
+            "phases": [{**p, "first_epoch": p["first_epoch"] + 1, "last_epoch": p["last_epoch"] + 1} for p in done],
+        },
+    )
     with atomic_file(out_dir / "model.keras") as tmp:
         shutil.copyfile(work / "phase.keras", tmp)  # the last phase's best model
     shutil.rmtree(work)

@@ -20,6 +20,7 @@ Writes into results/tune/<model>/: ``best_params.yaml`` (train's keys to merge i
 the score and trial in its header), ``trials.csv`` (one row per trial: its values, score, epochs,
 trainable weights, seconds, status) and ``trials.png`` (the score per trial, the best so far marked).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,24 +35,40 @@ from specimen import SpecimenError, figures
 from specimen.artefacts import atomic_file, sha256_file, working_folder, write_csv
 from specimen.train import kerastuner
 from specimen.train.inputs import dataset
+from specimen.train.space import VALUES, best_params, check_space, rounded, space, trial_params
 
-VALUES = ("learning_rate", "units", "dropout", "unfrozen_layers")
 
-
-def tune(model_name: str, processed: Path, index_path: Path, weights_path: Path, classes_path: Path,
-         out_dir: Path, train: dict, tune: dict, seed: int, train_path: Path, work: Path) -> dict:
+def tune(
+    model_name: str,
+    processed: Path,
+    index_path: Path,
+    weights_path: Path,
+    classes_path: Path,
+    out_dir: Path,
+    train: dict,
+    tune: dict,
+    seed: int,
+    train_path: Path,
+    work: Path,
+) -> dict:
     """Search, then write best_params.yaml, trials.csv and trials.png into `out_dir`; returns the trials
     (a frame), the monitor and the best trial's row."""
     check_space(model_name, tune)
-    files = [Path(processed) / "index.csv", Path(processed) / "meta.json", Path(index_path), Path(train_path),
-             Path(weights_path), Path(classes_path)]
+    files = [
+        Path(processed) / "index.csv",
+        Path(processed) / "meta.json",
+        Path(index_path),
+        Path(train_path),
+        Path(weights_path),
+        Path(classes_path),
+    ]
     for f in files:
         if not f.is_file():
             raise SpecimenError(f"{f}: no such file")
+    import keras_tuner as kt
+
     from specimen.backbones import check_size
     from specimen.train.setup import distribution, precision, read_inputs, seed_everything
-
-    import keras_tuner as kt
 
     seed_everything(seed, train["deterministic"])
     inputs = read_inputs(processed, index_path, weights_path, classes_path, train, train_path)
@@ -63,15 +80,33 @@ def tune(model_name: str, processed: Path, index_path: Path, weights_path: Path,
             raise SpecimenError(f"train.weights: {weights}: no such file (imagenet, none or a .weights.h5 file)")
     precision(train.get("mixed_precision", "off"))
     strategy = distribution()
-    job = {"model": model_name, "train": train, "tune": tune, "seed": seed, "processed": Path(processed),
-           "classes": inputs.classes, "train_rows": inputs.train_rows, "valid_rows": inputs.valid_rows,
-           "valid": not inputs.valid_rows.empty, "input_shape": input_shape, "monitor": monitor, "mode": mode,
-           "strategy": strategy, "batch_size": train["batch_size"] * strategy.num_replicas_in_sync,
-           "class_weight": inputs.class_weight}
+    job = {
+        "model": model_name,
+        "train": train,
+        "tune": tune,
+        "seed": seed,
+        "processed": Path(processed),
+        "classes": inputs.classes,
+        "train_rows": inputs.train_rows,
+        "valid_rows": inputs.valid_rows,
+        "valid": not inputs.valid_rows.empty,
+        "input_shape": input_shape,
+        "monitor": monitor,
+        "mode": mode,
+        "strategy": strategy,
+        "batch_size": train["batch_size"] * strategy.num_replicas_in_sync,
+        "class_weight": inputs.class_weight,
+    }
     hp = space(model_name, train, tune)
     work = Path(work)
-    tuner = _open_search(_tuner_class(), job, hp, kt.Objective(monitor, direction=mode), work,
-                         _fingerprint(model_name, train, tune, seed, files))
+    tuner = _open_search(
+        _tuner_class(),
+        job,
+        hp,
+        kt.Objective(monitor, direction=mode),
+        work,
+        _fingerprint(model_name, train, tune, seed, files),
+    )
     try:
         tuner.search()
     except kt.errors.FatalError as e:
@@ -96,72 +131,17 @@ def tune(model_name: str, processed: Path, index_path: Path, weights_path: Path,
     return {"trials": trials, "monitor": monitor, "best": best.to_dict()}
 
 
-def check_space(model_name: str, tune: dict) -> None:
-    """Bad input as one line, before anything is loaded."""
-    from specimen.train.models import MODELS
-
-    if model_name not in MODELS:
-        raise SpecimenError(f"unknown model {model_name!r}: choose from {', '.join(MODELS)}")
-    for name in ("learning_rate", "dropout", "unfrozen_layers"):
-        low, high = tune[name]
-        if low > high:
-            raise SpecimenError(f"tune.{name}: [{low}, {high}] is not a range (low first)")
-
-
-def space(model_name: str, train: dict, tune: dict):
-    """The search space: KerasTuner hyperparameters named after their train keys."""
-    import keras_tuner as kt
-
-    from specimen.train.models import pretrained
-
-    hp = kt.HyperParameters()
-
-    def between(name, low, high, **kw):
-        if low == high:
-            return hp.Fixed(name, low)
-        return (hp.Int if isinstance(low, int) and isinstance(high, int) else hp.Float)(name, low, high, **kw)
-
-    between("learning_rate", *map(float, tune["learning_rate"]), sampling="log")
-    if len(tune["units"]) > 1:
-        hp.Choice("units", sorted(tune["units"]))
-    else:
-        hp.Fixed("units", tune["units"][0])
-    between("dropout", *map(float, tune["dropout"]))
-    if pretrained(model_name, train):
-        between("unfrozen_layers", *map(int, tune["unfrozen_layers"]))
-    return hp
-
-
-def trial_params(train: dict, tune: dict, values: dict) -> dict:
-    """train's params as a trial with these values trains them (each phase up to tune.epochs)."""
-    unfrozen = values.get("unfrozen_layers", 0)
-    head = {"units": values["units"], "dropout": values["dropout"]}
-    return {**train, "epochs": tune["epochs"], "learning_rate": values["learning_rate"],
-            "head": {**train.get("head", {}), **head}, "small_cnn": head,
-            "fine_tune": {**train.get("fine_tune", {}), "epochs": tune["epochs"] if unfrozen else 0,
-                          "unfrozen_layers": unfrozen}}
-
-
-def best_params(model_name: str, values: dict) -> dict:
-    """The train-section keys a trial's values set, nested as in params.yaml."""
-    head = {"units": values["units"], "dropout": values["dropout"]}
-    best = {"learning_rate": values["learning_rate"], "small_cnn" if model_name == "small_cnn" else "head": head}
-    if "unfrozen_layers" in values:  # 0: no fine-tuning phase
-        best["fine_tune"] = ({"unfrozen_layers": values["unfrozen_layers"]} if values["unfrozen_layers"]
-                             else {"epochs": 0})
-    return best
-
-
-def _round(value):
-    return float(f"{value:.6g}") if isinstance(value, float) else value
-
-
 def _fingerprint(model_name, train, tune, seed, files) -> dict:
     weights = train.get("weights", "imagenet")
     if Path(weights).is_file():
         files = [*files, Path(weights)]
-    return {"model": model_name, "train": train, "tune": tune, "seed": seed,
-            "files": {str(f): sha256_file(f) for f in files}}
+    return {
+        "model": model_name,
+        "train": train,
+        "tune": tune,
+        "seed": seed,
+        "files": {str(f): sha256_file(f) for f in files},
+    }
 
 
 def _tuner_class():
@@ -189,13 +169,14 @@ def _tuner_class():
 
         def _run(self, trial):
             j = self.job
-            values = {k: _round(v) for k, v in trial.hyperparameters.values.items()}
+            values = {k: rounded(v) for k, v in trial.hyperparameters.values.items()}
             params = trial_params(j["train"], j["tune"], values)
             keras.backend.clear_session()
             keras.utils.set_random_seed(j["seed"])  # each trial as if it were the first
             start = time.perf_counter()
-            train_ds = dataset(j["train_rows"], j["processed"], j["classes"], j["batch_size"], shuffle=True,
-                               seed=j["seed"])
+            train_ds = dataset(
+                j["train_rows"], j["processed"], j["classes"], j["batch_size"], shuffle=True, seed=j["seed"]
+            )
             valid_ds = dataset(j["valid_rows"], j["processed"], j["classes"], j["batch_size"]) if j["valid"] else None
             with j["strategy"].scope():
                 model = build(j["model"], j["input_shape"], len(j["classes"]), params, j["seed"])
@@ -206,19 +187,34 @@ def _tuner_class():
                     count = compile_phase(model, phase)
                 trainable = max(trainable, count)
                 callbacks = [c for c in plateau_callbacks(params, monitor, mode, restore_best_weights=True) if c]
-                history = model.fit(train_ds, validation_data=valid_ds, epochs=phase.epochs, callbacks=callbacks,
-                                    class_weight=j["class_weight"], shuffle=False, verbose=0)
+                history = model.fit(
+                    train_ds,
+                    validation_data=valid_ds,
+                    epochs=phase.epochs,
+                    callbacks=callbacks,
+                    class_weight=j["class_weight"],
+                    shuffle=False,
+                    verbose=0,
+                )
                 scores += history.history[monitor]
             score = float(min(scores) if mode == "min" else max(scores))
-            extra = {"epochs": len(scores), "trainable_weights": trainable,
-                     "seconds": round(time.perf_counter() - start, 2)}
+            extra = {
+                "epochs": len(scores),
+                "trainable_weights": trainable,
+                "seconds": round(time.perf_counter() - start, 2),
+            }
             Path(self.get_trial_dir(trial.trial_id), "specimen.json").write_text(json.dumps(extra))
             number = int(trial.trial_id) + 1
-            shown = ", ".join(f"{k} {values[k]:.3g}" if isinstance(values[k], float) else f"{k} {values[k]}"
-                              for k in VALUES if k in values)
-            print(f"trial {number}/{j['tune']['trials']}: {shown}: {monitor} {score:.4f} "
-                  f"({len(scores)} epoch{'s' * (len(scores) != 1)}, {trainable} trainable weights, {extra['seconds']:.1f} s)",
-                  flush=True)
+            shown = ", ".join(
+                f"{k} {values[k]:.3g}" if isinstance(values[k], float) else f"{k} {values[k]}"
+                for k in VALUES
+                if k in values
+            )
+            print(
+                f"trial {number}/{j['tune']['trials']}: {shown}: {monitor} {score:.4f} "
+                f"({len(scores)} epoch{'s' * (len(scores) != 1)}, {trainable} trainable weights, {extra['seconds']:.1f} s)",
+                flush=True,
+            )
             return {monitor: score}
 
         def on_trial_end(self, trial):
@@ -235,9 +231,18 @@ def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
     """The tuner over `work`, resuming the search there when it was made with the same settings."""
     if working_folder(work, fingerprint):
         print(f"{work}: made with other settings or data: starting a new search", flush=True)
-    kwargs = dict(job=job, objective=objective, max_trials=job["tune"]["trials"], hyperparameters=hp,
-                  num_initial_points=job["tune"]["initial_points"], seed=job["seed"] + 1,  # KerasTuner: 0 = unseeded
-                  allow_new_entries=False, tune_new_entries=False, directory=str(work), project_name="search")
+    kwargs = dict(
+        job=job,
+        objective=objective,
+        max_trials=job["tune"]["trials"],
+        hyperparameters=hp,
+        num_initial_points=job["tune"]["initial_points"],
+        seed=job["seed"] + 1,  # KerasTuner: 0 = unseeded
+        allow_new_entries=False,
+        tune_new_entries=False,
+        directory=str(work),
+        project_name="search",
+    )
     # KerasTuner reloads only when its tuner state exists, and writes it after the oracle's as the first trial
     # ends: killed in between, the oracle's record would be thrown away. That state is always {}: write it.
     state = work / "search" / "tuner0.json"
@@ -260,8 +265,9 @@ def _open_search(Search, job, hp, objective, work: Path, fingerprint: dict):
     oracle.verbose = 0  # one line per trial, printed by the trial
     finished = sum(t.status == "COMPLETED" for t in oracle.trials.values())
     if finished:
-        print(f"resuming the search in {work}: {finished} of {job['tune']['trials']} trials already finished",
-              flush=True)
+        print(
+            f"resuming the search in {work}: {finished} of {job['tune']['trials']} trials already finished", flush=True
+        )
     return tuner
 
 
@@ -270,20 +276,29 @@ def trials_frame(tuner, monitor: str) -> pd.DataFrame:
     for trial_id, t in sorted(tuner.oracle.trials.items()):
         extra_path = Path(tuner.get_trial_dir(trial_id), "specimen.json")
         extra = json.loads(extra_path.read_text()) if extra_path.is_file() else {}
-        values = {k: _round(v) for k, v in t.hyperparameters.values.items()}
-        rows.append({"trial": int(trial_id) + 1, **{k: values[k] for k in VALUES if k in values},
-                     monitor: _round(float(t.score)) if t.status == "COMPLETED" else None,  # ranked as written
-                     "epochs": extra.get("epochs"), "trainable_weights": extra.get("trainable_weights"),
-                     "seconds": extra.get("seconds"), "status": t.status})
+        values = {k: rounded(v) for k, v in t.hyperparameters.values.items()}
+        rows.append(
+            {
+                "trial": int(trial_id) + 1,
+                **{k: values[k] for k in VALUES if k in values},
+                monitor: rounded(float(t.score)) if t.status == "COMPLETED" else None,  # ranked as written
+                "epochs": extra.get("epochs"),
+                "trainable_weights": extra.get("trainable_weights"),
+                "seconds": extra.get("seconds"),
+                "status": t.status,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _best_text(model_name, values, best, n_done, monitor, mode) -> str:
     flags = " ".join(f"-S train.{k}={v}" for k, v in _dotted(best_params(model_name, values)))
-    lines = [f"# specimen tune {model_name}: the best of {n_done} trials is trial {int(best['trial'])}, "
-             f"{monitor} {best[monitor]:.6g} ({'lowest' if mode == 'min' else 'highest'} is best).",
-             "# Merge these keys into train: in params.yaml, or try them first as an experiment:",
-             f"#   dvc exp run {flags}"]
+    lines = [
+        f"# specimen tune {model_name}: the best of {n_done} trials is trial {int(best['trial'])}, "
+        f"{monitor} {best[monitor]:.6g} ({'lowest' if mode == 'min' else 'highest'} is best).",
+        "# Merge these keys into train: in params.yaml, or try them first as an experiment:",
+        f"#   dvc exp run {flags}",
+    ]
     body = yaml.safe_dump(best_params(model_name, values), sort_keys=False, default_flow_style=False)
     return "\n".join(lines) + "\n" + body
 

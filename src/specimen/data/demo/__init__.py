@@ -55,8 +55,17 @@ from pathlib import Path
 import numpy as np
 
 from specimen.artefacts import atomic_file, write_json, zip_entry
-from specimen.data.demo.faults import (plant_blank, plant_clean, plant_corrupt, plant_duplicates, plant_foreign,
-                                       plant_format_variants, plant_noise, plant_non_images, subsample)
+from specimen.data.demo.faults import (
+    plant_blank,
+    plant_clean,
+    plant_corrupt,
+    plant_duplicates,
+    plant_foreign,
+    plant_format_variants,
+    plant_noise,
+    plant_non_images,
+    subsample,
+)
 from specimen.data.demo.render import CLASSES, KINDS, Builder
 
 __all__ = ["make_demo"]
@@ -75,11 +84,13 @@ def build_entries(seed: int = 0) -> tuple[dict[str, bytes], dict]:
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    b = Builder(rng=np.random.default_rng(seed),
-                 digits=np.asarray(data.images, dtype=np.float64),
-                 targets=np.asarray(data.target))
+    b = Builder(
+        rng=np.random.default_rng(seed),
+        digits=np.asarray(data.images, dtype=np.float64),
+        targets=np.asarray(data.target),
+    )
     kept, spare = subsample(b)
-    spare = [int(i) for i in b.rng.permutation(spare)]   # popped from the end
+    spare = [int(i) for i in b.rng.permutation(spare)]  # popped from the end
     plant_clean(b, kept)
     plant_duplicates(b)
     plant_format_variants(b, spare)

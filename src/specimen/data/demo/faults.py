@@ -1,13 +1,25 @@
 """The demo's planted faults, each a function of the builder: copies, corrupt and non-image files,
 foreign, blank and noise images, and the format variants a decoder has to convert."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from specimen.data.demo.render import (FOREIGN_MIN_STD, KEEP_FRACTIONS, LUMA, NEAR_JPEG_QUALITY, PNG_FRACTION,
-                                       SPLIT_FRACTIONS, SPLITS, Builder, encode, extension, render_digit)
+from specimen.data.demo.render import (
+    FOREIGN_MIN_STD,
+    KEEP_FRACTIONS,
+    LUMA,
+    NEAR_JPEG_QUALITY,
+    PNG_FRACTION,
+    SPLIT_FRACTIONS,
+    SPLITS,
+    Builder,
+    encode,
+    extension,
+    render_digit,
+)
 
 
 def subsample(b: Builder) -> tuple[dict[int, list[int]], list[int]]:
@@ -39,8 +51,7 @@ def plant_clean(b: Builder, kept: dict[int, list[int]]) -> None:
 
 def plant_duplicates(b: Builder) -> None:
     """Exact, cross-split, near and near-leak copies of distinct train images."""
-    plan = [("exact_duplicate", 8), ("cross_split_duplicate", 8),
-            ("near_duplicate", 8), ("near_duplicate_leak", 6)]
+    plan = [("exact_duplicate", 8), ("cross_split_duplicate", 8), ("near_duplicate", 8), ("near_duplicate_leak", 6)]
     pool = b.clean_train()
     chosen = b.rng.choice(len(pool), size=sum(n for _, n in plan), replace=False)
     twins = iter(pool[int(k)] for k in chosen)
@@ -53,15 +64,12 @@ def plant_duplicates(b: Builder) -> None:
             if kind in ("cross_split_duplicate", "near_duplicate_leak"):
                 split = "valid" if b.rng.random() < 0.5 else "test"
             if kind == "exact_duplicate":
-                b.add(f"{split}/{label}/{stem}_copy.{ext}", b.entries[twin], kind,
-                      twin=twin, source_index=src)
+                b.add(f"{split}/{label}/{stem}_copy.{ext}", b.entries[twin], kind, twin=twin, source_index=src)
             elif kind == "cross_split_duplicate":
-                b.add(f"{split}/{label}/{name}", b.entries[twin], kind,
-                      twin=twin, source_index=src)
+                b.add(f"{split}/{label}/{name}", b.entries[twin], kind, twin=twin, source_index=src)
             else:
                 data = _near_copy(b.rng, b.pixels[twin], variant=j % 2)
-                b.add(f"{split}/{label}/{stem}_edit.jpg", data, kind,
-                      twin=twin, source_index=src)
+                b.add(f"{split}/{label}/{stem}_edit.jpg", data, kind, twin=twin, source_index=src)
 
 
 def _near_copy(rng: np.random.Generator, rgb: np.ndarray, variant: int) -> bytes:
@@ -103,11 +111,13 @@ def plant_corrupt(b: Builder, spare: list[int]) -> None:
 
 def plant_non_images(b: Builder) -> None:
     """Stray non-image files inside class folders."""
-    b.add("train/3/notes.txt", b"TODO: re-check the scans in this folder, some look odd.\n",
-          "non_image")
+    b.add("train/3/notes.txt", b"TODO: re-check the scans in this folder, some look odd.\n", "non_image")
     b.add("valid/7/labels.csv", b"file,label\nimg_00007.jpg,7\nimg_00017.jpg,7\n", "non_image")
-    b.add("test/1/desktop.ini", b"[.ShellClassInfo]\r\nIconResource=C:\\Windows\\System32\\imageres.dll,-3\r\n",
-          "non_image")
+    b.add(
+        "test/1/desktop.ini",
+        b"[.ShellClassInfo]\r\nIconResource=C:\\Windows\\System32\\imageres.dll,-3\r\n",
+        "non_image",
+    )
 
 
 def _photo_crop(rng: np.random.Generator, photos: list[np.ndarray]) -> np.ndarray:
@@ -118,7 +128,7 @@ def _photo_crop(rng: np.random.Generator, photos: list[np.ndarray]) -> np.ndarra
         h, w = int(rng.integers(40, 121)), int(rng.integers(40, 121))
         y = int(rng.integers(0, photo.shape[0] - h + 1))
         x = int(rng.integers(0, photo.shape[1] - w + 1))
-        crop = np.ascontiguousarray(photo[y:y + h, x:x + w])
+        crop = np.ascontiguousarray(photo[y : y + h, x : x + w])
         if (crop.astype(np.float64) @ LUMA).std() >= FOREIGN_MIN_STD:
             return crop
 
@@ -168,8 +178,7 @@ def _exif_orientation_6() -> bytes:
     return exif.tobytes()
 
 
-def _variant(b: Builder, kind: str, rgb: np.ndarray, mask: np.ndarray,
-             fmt: str) -> tuple[bytes, dict]:
+def _variant(b: Builder, kind: str, rgb: np.ndarray, mask: np.ndarray, fmt: str) -> tuple[bytes, dict]:
     """Encode one format variant; returns the bytes and extra truth fields."""
     img = Image.fromarray(rgb)
     if kind == "cmyk":
@@ -195,17 +204,26 @@ def _variant(b: Builder, kind: str, rgb: np.ndarray, mask: np.ndarray,
 
 def plant_format_variants(b: Builder, spare: list[int]) -> None:
     """Valid digits in awkward encodings, from source digits not kept."""
-    plan = [("cmyk", "JPEG"), ("cmyk", "JPEG"),
-            ("greyscale", "PNG"), ("greyscale", "PNG"), ("greyscale", "JPEG"),
-            ("rgba", "PNG"), ("rgba", "PNG"),
-            ("palette", "PNG"), ("palette", "PNG"),
-            ("exif_rotated", "JPEG"), ("exif_rotated", "JPEG"), ("exif_rotated", "JPEG"),
-            ("sixteen_bit", "PNG")]
+    plan = [
+        ("cmyk", "JPEG"),
+        ("cmyk", "JPEG"),
+        ("greyscale", "PNG"),
+        ("greyscale", "PNG"),
+        ("greyscale", "JPEG"),
+        ("rgba", "PNG"),
+        ("rgba", "PNG"),
+        ("palette", "PNG"),
+        ("palette", "PNG"),
+        ("exif_rotated", "JPEG"),
+        ("exif_rotated", "JPEG"),
+        ("exif_rotated", "JPEG"),
+        ("sixteen_bit", "PNG"),
+    ]
     for kind, fmt in plan:
         i = spare.pop()
         pad = None
         if kind == "exif_rotated":
-            pad = (0, 24)   # clearly wider than tall: canvas s x (s + 24)
+            pad = (0, 24)  # clearly wider than tall: canvas s x (s + 24)
         rgb, mask = render_digit(b.rng, b.digits[i], pad=pad)
         data, extra = _variant(b, kind, rgb, mask, fmt)
         split = SPLITS[int(b.rng.choice(3, p=list(SPLIT_FRACTIONS)))]

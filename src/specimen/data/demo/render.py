@@ -1,5 +1,6 @@
 """The demo's images: a source digit drawn like a scan (random size, placement, ink and paper), and
 the encoders with fixed settings; the builder that collects entries and the truth about each."""
+
 from __future__ import annotations
 
 import io
@@ -28,9 +29,22 @@ LUMA = np.array([0.299, 0.587, 0.114])
 EXTRA_ID_START = 2000
 
 KINDS = (
-    "clean", "corrupt", "non_image", "exact_duplicate", "cross_split_duplicate",
-    "near_duplicate", "near_duplicate_leak", "foreign", "blank", "noise",
-    "cmyk", "greyscale", "rgba", "palette", "exif_rotated", "sixteen_bit",
+    "clean",
+    "corrupt",
+    "non_image",
+    "exact_duplicate",
+    "cross_split_duplicate",
+    "near_duplicate",
+    "near_duplicate_leak",
+    "foreign",
+    "blank",
+    "noise",
+    "cmyk",
+    "greyscale",
+    "rgba",
+    "palette",
+    "exif_rotated",
+    "sixteen_bit",
 )
 
 
@@ -69,7 +83,7 @@ def render_digit(
         ph, pw = pad
     oy, ox = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
     mask = np.zeros((s + ph, s + pw), dtype=np.float64)
-    mask[oy:oy + s, ox:ox + s] = m
+    mask[oy : oy + s, ox : ox + s] = m
     bg, fg = _random_colours(rng)
     img = bg * (1.0 - mask[..., None]) + fg * mask[..., None]
     img = img + rng.normal(0.0, NOISE_SIGMA, size=img.shape)
@@ -97,11 +111,11 @@ class Builder:
     """Collects zip entries and their truth records."""
 
     rng: np.random.Generator
-    digits: np.ndarray          # (1797, 8, 8)
-    targets: np.ndarray         # (1797,)
+    digits: np.ndarray  # (1797, 8, 8)
+    targets: np.ndarray  # (1797,)
     entries: dict[str, bytes] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
-    pixels: dict[str, np.ndarray] = field(default_factory=dict)   # clean RGB
+    pixels: dict[str, np.ndarray] = field(default_factory=dict)  # clean RGB
     next_extra: int = EXTRA_ID_START
 
     def add(self, path: str, data: bytes, kind: str, **extra) -> None:
@@ -121,5 +135,4 @@ class Builder:
         return split, CLASSES[int(self.rng.integers(0, 10))]
 
     def clean_train(self) -> list[str]:
-        return sorted(p for p, r in self.records.items()
-                      if r["kind"] == "clean" and r["split"] == "train")
+        return sorted(p for p, r in self.records.items() if r["kind"] == "clean" and r["split"] == "train")

@@ -35,6 +35,7 @@ A dataset that no run could use stops here with a one-line error that says what 
 readable image (with the commonest reasons), only one class, or a labels file that cannot be read
 or has no label column (one that reads as a labels file by its header is never silently ignored).
 """
+
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
@@ -53,8 +54,16 @@ from specimen.data.ingest.tree import dataset_root, list_files, pixel_limit, pro
 COLUMNS = ["id", "path", "label", "split", "sha256", "bytes", "format", "mode", "width", "height", "status", "reason"]
 
 
-def ingest(extracted: Path, out_dir: Path, split: dict, seed: int, labels_file: str | list[str] | None = None,
-           columns: dict | None = None, merge_train_valid: bool = False, max_pixels: int | None = None) -> pd.DataFrame:
+def ingest(
+    extracted: Path,
+    out_dir: Path,
+    split: dict,
+    seed: int,
+    labels_file: str | list[str] | None = None,
+    columns: dict | None = None,
+    merge_train_valid: bool = False,
+    max_pixels: int | None = None,
+) -> pd.DataFrame:
     """Write out_dir/manifest.csv (one row per file, sorted by id) and classes.json; return the manifest.
 
     ``split`` and ``seed`` are dataset.split and seed; the keywords are dataset.labels_file,
@@ -81,15 +90,22 @@ def ingest(extracted: Path, out_dir: Path, split: dict, seed: int, labels_file: 
     return frame
 
 
-def manifest_rows(root: Path, extracted: Path, files: list[str], places: dict, missing: list[dict],
-                  max_pixels: int | None) -> pd.DataFrame:
+def manifest_rows(
+    root: Path, extracted: Path, files: list[str], places: dict, missing: list[dict], max_pixels: int | None
+) -> pd.DataFrame:
     """One row per file (probed unless its place already rejects it) plus the missing listed files."""
     rows = []
     with pixel_limit(max_pixels):
         for rel in tqdm(files, desc="ingest", unit="file", mininterval=1):
             path, place = root / rel, places[rel]
-            row = {"id": rel, "path": path.relative_to(extracted).as_posix(), "bytes": path.stat().st_size,
-                   "sha256": sha256_file(path), "label": place["label"], "split": place["split"]}
+            row = {
+                "id": rel,
+                "path": path.relative_to(extracted).as_posix(),
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+                "label": place["label"],
+                "split": place["split"],
+            }
             if place["status"] is None:
                 row.update(probe(path, max_pixels))
                 row["reason"] = row["reason"] or place["reason"]  # keep a note such as "listed twice"
@@ -111,18 +127,24 @@ def check_kept(root: Path, files: list[str], frame: pd.DataFrame) -> None:
         reasons = ", ".join(f"{reason} {n}" for reason, n in counts.head(3).items())
         what = f"no readable image in {len(frame)} files ({reasons})"
         if not any(PurePosixPath(f).suffix.lower() in Image.registered_extensions() for f in files):
-            todo = "none has an image suffix (.jpg, .png, ...): check that dataset.source is the image dataset you meant"
+            todo = (
+                "none has an image suffix (.jpg, .png, ...): check that dataset.source is the image dataset you meant"
+            )
         elif counts.index[0].startswith("not listed in"):
             what = f"not one of its {len(frame)} files is listed in the labels file ({reasons})"
             todo = "list the images in it, or name the right one in dataset.labels_file"
         elif counts.index[0].startswith("not in "):
             what = f"not one of its {len(frame)} files is in a class folder ({reasons})"
-            todo = ("put each class's images in a folder of its own, two classes at least (<class>/<image>), "
-                    "or list path and label in a labels file (dataset.labels_file)")
+            todo = (
+                "put each class's images in a folder of its own, two classes at least (<class>/<image>), "
+                "or list path and label in a labels file (dataset.labels_file)"
+            )
         else:
             todo = "check that dataset.source is the image dataset you meant"
         raise SpecimenError(f"{root}: {what}: {todo}")
     if kept.label.nunique() == 1:
-        raise SpecimenError(f"{root}: all {len(kept)} images are of one class, {kept.label.iloc[0]!r}: a classifier "
-                            "needs two at least; put each class's images in a folder of its own (<class>/<image>), "
-                            "or list path and label in a labels file (dataset.labels_file, dataset.columns.label)")
+        raise SpecimenError(
+            f"{root}: all {len(kept)} images are of one class, {kept.label.iloc[0]!r}: a classifier "
+            "needs two at least; put each class's images in a folder of its own (<class>/<image>), "
+            "or list path and label in a labels file (dataset.labels_file, dataset.columns.label)"
+        )

@@ -5,6 +5,7 @@ or named by dataset.columns; each listed path resolved to the file it means (rel
 file's folder or the root, a wrapper folder added or left out). An ambiguous guess is a one-line
 error that says which key to set.
 """
+
 from __future__ import annotations
 
 import io
@@ -46,10 +47,14 @@ def read_table(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as e:
         raise SpecimenError(f"{path.name}: not UTF-8 text ({str(e)[:120]}): save it as UTF-8") from None
     except (ValueError, pd.errors.ParserError) as e:
-        kind, rule = (("CSV", "quote a value that holds a comma") if path.suffix.lower() == ".csv"
-                      else ("JSON lines", "one JSON object per line"))
-        raise SpecimenError(f"{path.name}: cannot read it as {kind} ({str(e).splitlines()[0][:120]}): "
-                            f"fix the file ({rule})") from None
+        kind, rule = (
+            ("CSV", "quote a value that holds a comma")
+            if path.suffix.lower() == ".csv"
+            else ("JSON lines", "one JSON object per line")
+        )
+        raise SpecimenError(
+            f"{path.name}: cannot read it as {kind} ({str(e).splitlines()[0][:120]}): fix the file ({rule})"
+        ) from None
     table.columns = [str(c) for c in table.columns]
     return table.apply(lambda col: col.map(_text))
 
@@ -75,7 +80,9 @@ def _pick(name: str, columns: list[str], given: str | None, role: str, taken=())
         what = "already the path or split column" if _matches(columns, given, role) else "not a column"
         raise SpecimenError(f"dataset.columns.{role}: {given!r} is {what} of {name} (columns: {', '.join(columns)})")
     if len(hits) > 1:
-        raise SpecimenError(f"{name}: several columns could be the {role} ({', '.join(hits)}): set dataset.columns.{role} to one of them")
+        raise SpecimenError(
+            f"{name}: several columns could be the {role} ({', '.join(hits)}): set dataset.columns.{role} to one of them"
+        )
     return hits[0] if hits else None
 
 
@@ -84,16 +91,22 @@ def table_columns(name: str, table: pd.DataFrame, columns: dict) -> dict:
     cols = list(table.columns)
     path = _pick(name, cols, columns.get("path"), "path")
     if path is None:
-        raise SpecimenError(f"{name}: no path column (columns: {', '.join(cols)}): set dataset.columns.path to one of them")
+        raise SpecimenError(
+            f"{name}: no path column (columns: {', '.join(cols)}): set dataset.columns.path to one of them"
+        )
     split = _pick(name, cols, columns.get("split"), "split", taken=(path,))
     label = _pick(name, cols, columns.get("label"), "label", taken=(path, split))
     if label is None:
         others = [c for c in cols if c not in (path, split)]
         if not others:
-            raise SpecimenError(f"{name}: no label column (columns: {', '.join(cols)}): add one (label, class, ...) "
-                                f"or name it in dataset.columns.label")
-        raise SpecimenError(f"{name}: cannot tell which column holds the labels (candidates: {', '.join(others)}): "
-                            f"set dataset.columns.label to one of them")
+            raise SpecimenError(
+                f"{name}: no label column (columns: {', '.join(cols)}): add one (label, class, ...) "
+                f"or name it in dataset.columns.label"
+            )
+        raise SpecimenError(
+            f"{name}: cannot tell which column holds the labels (candidates: {', '.join(others)}): "
+            f"set dataset.columns.label to one of them"
+        )
     return {"path": path, "label": label, "split": split}
 
 
@@ -126,7 +139,9 @@ def _glob(root: Path, patterns: list[str]) -> list[Path]:
     found = []
     for pattern in patterns:
         if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
-            raise SpecimenError(f"dataset.labels_file: {pattern!r} must be a path inside the dataset root, like labels.csv")
+            raise SpecimenError(
+                f"dataset.labels_file: {pattern!r} must be a path inside the dataset root, like labels.csv"
+            )
         hits = sorted((p for p in root.glob(pattern) if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
         if not hits:
             top = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:10])
@@ -145,11 +160,15 @@ def labels_tables(root: Path, labels_file, columns: dict) -> dict:
         tables = {p.name: t for p in candidates if (t := _looks_like_labels(p, columns)) is not None}
         csvs = [n for n in tables if n.lower().endswith(".csv")]
         if len(csvs) > 1 or (csvs and len(tables) > 1):
-            raise SpecimenError(f"{root.name}/: several possible labels files ({', '.join(tables)}): "
-                                f"set dataset.labels_file to the one(s) to use")
+            raise SpecimenError(
+                f"{root.name}/: several possible labels files ({', '.join(tables)}): "
+                f"set dataset.labels_file to the one(s) to use"
+            )
         if not tables and any(columns.values()):
-            raise SpecimenError(f"{root.name}/: dataset.columns is set but no CSV or JSON-lines labels file was found "
-                                f"at the dataset root: set dataset.labels_file")
+            raise SpecimenError(
+                f"{root.name}/: dataset.columns is set but no CSV or JSON-lines labels file was found "
+                f"at the dataset root: set dataset.labels_file"
+            )
     return {name: (table, table_columns(name, table, columns)) for name, table in tables.items()}
 
 
@@ -167,15 +186,28 @@ def listed_rows(tables: dict) -> tuple[list[dict], bool]:
     entries = []
     for name, (table, cols) in tables.items():
         base = posixpath.dirname(name)
-        splits = table[cols["split"]] if cols["split"] else pd.Series(by_name[name] if names_split else "", index=table.index)
+        splits = (
+            table[cols["split"]]
+            if cols["split"]
+            else pd.Series(by_name[name] if names_split else "", index=table.index)
+        )
         for row, (listed, label, raw) in enumerate(zip(table[cols["path"]], table[cols["label"]], splits), start=1):
             split, problem = SPLIT_ALIASES.get(raw.strip().lower(), ""), ""
             if cols["split"] and not split:
                 problem = f"unknown split {raw!r} in column {cols['split']!r} of {name} (expected train, valid or test)"
             if not label.strip():
                 problem = f"no label in {name}"
-            entries.append({"source": name, "base": base, "listed": listed.strip(), "label": nfc(label.strip()),
-                            "split": split, "problem": problem, "row": row})
+            entries.append(
+                {
+                    "source": name,
+                    "base": base,
+                    "listed": listed.strip(),
+                    "label": nfc(label.strip()),
+                    "split": split,
+                    "problem": problem,
+                    "row": row,
+                }
+            )
     return entries, provided
 
 
@@ -236,8 +268,12 @@ def places_from_labels(files: list[str], tables: dict) -> tuple[dict, list[dict]
         if target in tables:  # a labels file listing itself: its own row accounts for it
             continue
         key = target or entry["listed"] or f"{entry['source']} row {entry['row']}"
-        place = {"label": entry["label"], "split": entry["split"], "status": "rejected" if entry["problem"] else None,
-                 "reason": entry["problem"]}
+        place = {
+            "label": entry["label"],
+            "split": entry["split"],
+            "status": "rejected" if entry["problem"] else None,
+            "reason": entry["problem"],
+        }
         if key in seen:
             _listed_twice(seen[key], entry)
             continue

@@ -1,5 +1,6 @@
 """Folder layouts: class folders (<class>/<file>, below the one folder that holds them all) and
 split folders holding class folders (train|valid|test/<class>/<file>): each file's label and split."""
+
 from __future__ import annotations
 
 import posixpath

@@ -1,5 +1,6 @@
 """Splits, when the dataset gives none: stratified train/valid/test from dataset.split and seed (the
 one image of a class goes to train); or provided train and valid pooled and split again."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -29,8 +30,9 @@ def assign_splits(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Serie
     if len(ok) < 3 or rest_frac == 0:
         split[ok.index] = "train"
         return split
-    train_idx, rest_idx = train_test_split(ok.index, test_size=rest_frac, random_state=seed,
-                                           stratify=ok.label if stratify_ok else None)
+    train_idx, rest_idx = train_test_split(
+        ok.index, test_size=rest_frac, random_state=seed, stratify=ok.label if stratify_ok else None
+    )
     split[train_idx] = "train"
     if proportions["test"] == 0:
         split[rest_idx] = "valid"
@@ -39,8 +41,9 @@ def assign_splits(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Serie
     else:
         rest = ok.loc[rest_idx]
         strat = rest.label if stratify_ok and rest.label.value_counts().min() >= 2 else None
-        valid_idx, test_idx = train_test_split(rest_idx, test_size=proportions["test"] / rest_frac,
-                                               random_state=seed, stratify=strat)
+        valid_idx, test_idx = train_test_split(
+            rest_idx, test_size=proportions["test"] / rest_frac, random_state=seed, stratify=strat
+        )
         split[valid_idx] = "valid"
         split[test_idx] = "test"
     return split

@@ -1,5 +1,6 @@
 """The dataset's tree: its root below any wrapper folder, its files, the split folders' names, and
 what one file is, from its header (format, mode, size; rejected when empty, corrupt or a bomb)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,15 @@ from PIL import Image
 
 from specimen import SpecimenError
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "val": "valid",
-                 "validation": "valid", "test": "test", "testing": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "valid": "valid",
+    "val": "valid",
+    "validation": "valid",
+    "test": "test",
+    "testing": "test",
+}
 DEFAULT_MAX_PIXELS = 178_956_970  # image.max_pixels' default (twice Pillow's warning threshold)
 
 
