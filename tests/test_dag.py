@@ -84,3 +84,21 @@ def test_the_optional_stages_stay_out_of_the_default_runs():
     ).stdout
     planned = set(re.findall(r"Running stage '([^']+)'", out))
     assert planned == default  # the same 12: DVC's default target leaves tune/dvc.yaml alone
+
+
+def test_each_trained_model_is_a_dvc_model_artifact():
+    """dvc.yaml's artifacts: one per name in train.models, typed model, at the model train writes."""
+    import yaml
+    from dvc.repo import Repo
+    from dvc.repo.artifacts import name_is_compatible
+
+    models = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["models"]
+    with Repo(str(ROOT)) as repo:
+        artifacts = repo.artifacts.read()["dvc.yaml"]
+        train_outs = {str(o.def_path) for s in repo.index.stages if s.addressing.startswith("train@") for o in s.outs}
+    expected = {m.replace("_", "-"): f"results/models/{m}/model.keras" for m in models}
+    missing = sorted(set(expected) - set(artifacts))
+    assert not missing, f"add to dvc.yaml's artifacts: {missing}"
+    assert {name: a.path for name, a in artifacts.items()} == expected
+    assert all(a.type == "model" and name_is_compatible(name) for name, a in artifacts.items())
+    assert set(expected.values()) <= train_outs

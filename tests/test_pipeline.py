@@ -411,6 +411,13 @@ def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     p = dvc_made
     run(["git", "add", "dvc.lock"], p)  # as a user commits what `dvc repro` recorded
     run(["git", "commit", "-q", "-m", "dvc repro"], p)
+    # the model is a DVC model artifact: found by name at the commit, read back from the cache as trained
+    import dvc.api
+
+    found = dvc.api.artifacts_show("small-cnn", repo=str(p))
+    assert found["path"] == "results/models/small_cnn/model.keras"
+    with dvc.api.open(found["path"], repo=str(p), rev=found["rev"], mode="rb") as f:
+        assert f.read() == (p / found["path"]).read_bytes()
     touched = {"train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "report"}
     committed = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
     out = run(["dvc", "exp", "run", "-S", "train.epochs=2"], p, timeout=600).stdout
@@ -418,7 +425,7 @@ def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     check_dvc_metrics_and_plots(p, committed)
     ran_with_two = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
     # queued, then run in a temporary copy of the project (one here: each costs a run of train to report)
-    run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=4"], p)
+    run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=choice(4)"], p)  # README's sweep syntax
     run(["dvc", "exp", "run", "--run-all"], p, timeout=900)
 
     exps = experiments(p)
