@@ -1,4 +1,4 @@
-# specimen: the whole DAG. `snakemake --cores 8 results/all` (or just `snakemake --cores 8`).
+# specimen: the whole DAG. `snakemake --cores 8` (the default target, all; or `snakemake --cores 8 all`).
 # Every rule calls the one `specimen` CLI with the same paths as the matching stage in dvc.yaml.
 from pathlib import Path
 
@@ -6,7 +6,7 @@ from pathlib import Path
 configfile: "params.yaml"
 
 
-report: "workflow/report/workflow.rst"  # `snakemake --report results/report.html` (README: The report)
+report: "workflow/report/workflow.rst"  # `snakemake --report results/workflow-report.html` (README: The report)
 
 
 include: "workflow/rules/common.smk"
@@ -19,12 +19,11 @@ include: "workflow/rules/tools.smk"  # search (results/search/<target>.csv per s
 
 
 # `snakemake` alone: every artefact of the main DAG. Snakemake rebuilds a deleted file only when
-# something it builds needs it: `snakemake results/all` brings back what results/all needs, while
+# something it builds needs it: `snakemake results/report/summary.json` brings back what the summary needs, while
 # this rule asks for each artefact by name, so a figure or table you deleted comes back too.
 rule all:
     default_target: True
     input:
-        "results/all",
         SEARCHES,  # results/search/<target>.csv for each of search.targets (none by default)
         rules.download.output,
         rules.extract.output,

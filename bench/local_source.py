@@ -6,7 +6,7 @@ In a temporary copy of the project, with download run by Snakemake (and so recor
 it times against the
 same project with `dataset.source: demo` (measured in the same run, so the difference is the
 check's own cost):
-- `snakemake -n results/all`: the Snakefile digests the folder (every file's path and bytes; a file
+- `snakemake -n all`: the Snakefile digests the folder (every file's path and bytes; a file
   whose size, mtime and inode are unchanged is not read again). Cold (no digest cache) and warm.
 - `dvc status download`: DVC hashes the folder behind the `local-source` link (its own state
   database skips unchanged files).
@@ -61,7 +61,7 @@ def main() -> None:
         f = folder / f"class_{i % 200:03d}" / f"img_{i:06d}.jpg"
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_bytes(rng.randbytes(rng.randint(1000, 3000)))
-    smk = ["snakemake", "-n", "--cores", "1", "results/all"]
+    smk = ["snakemake", "-n", "--cores", "1", "all"]
     dvc = ["dvc", "status", "download"]
 
     use_source(project, "demo")
@@ -84,9 +84,9 @@ def main() -> None:
     print(f"local: folder of {args.files:,} files; medians of 3 runs unless said (2 cores)\n")
     print(f"{'check':<44}{'demo source':>12}{'local folder':>14}{'extra':>9}{'ratio':>7}")
     rows = [
-        ("snakemake -n results/all, digest cache cold", demo_smk, cold_smk),
-        ("snakemake -n results/all, warm", demo_smk, warm_smk),
-        ("snakemake -n results/all, one file changed", demo_smk, changed_smk),
+        ("snakemake -n all, digest cache cold", demo_smk, cold_smk),
+        ("snakemake -n all, warm", demo_smk, warm_smk),
+        ("snakemake -n all, one file changed", demo_smk, changed_smk),
         ("dvc status download, warm", demo_dvc, warm_dvc),
         ("dvc status download, one file changed", demo_dvc, changed_dvc),
     ]

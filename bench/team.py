@@ -7,11 +7,11 @@ Renders N demo-style digit scans (the demo's own `render_digit`, each of sklearn
 several times with its own size, placement, paper and ink) into a train/valid/test zip, points a
 copy of the project at it (`dataset.source: local:...`), and in the same run measures:
 
-- recompute: `snakemake --cores 2 results/all` from nothing (the baseline);
+- recompute: `snakemake --cores 2 all` from nothing (the baseline);
 - `dvc push` of every artefact to a local folder remote;
 - in a fresh clone, `dvc pull` of everything (plain), and in another fresh clone `specimen pull`
   (dvc pull, then the outputs marked current for Snakemake); both checked byte-identical;
-- in the pulled clone: `snakemake -n results/all` (must plan nothing) and `dvc status`, medians of
+- in the pulled clone: `snakemake -n all` (must plan nothing) and `dvc status`, medians of
   three, beside each tool's bare start-up (`--version`).
 
 Prints seconds and the ratios pull / recompute (goal <= 0.10). `--epochs` caps train.epochs
@@ -88,7 +88,7 @@ def main() -> None:
         base / "origin", {"dataset.source": f"local:{base / 'digits.zip'}", "train.epochs": args.epochs}
     )
     sh(["dvc", "remote", "add", "-d", "shared", str(base / "remote")], origin)
-    t_make, _ = sh(["snakemake", "--cores", "2", "results/all"], origin)
+    t_make, _ = sh(["snakemake", "--cores", "2", "all"], origin)
     sh(["git", "add", "-A"], origin)
     sh(["git", "commit", "-q", "-m", "a run, and its remote"], origin)
     t_push, _ = sh(["dvc", "push"], origin)
@@ -105,17 +105,17 @@ def main() -> None:
         if artefacts(clone) != files:
             raise SystemExit(f"{clone}: the pulled files differ from the original's")
 
-    _, dry = sh(["snakemake", "-n", "results/all"], mate)
+    _, dry = sh(["snakemake", "-n", "all"], mate)
     if "Nothing to be done" not in dry:
         raise SystemExit(f"after specimen pull, snakemake still plans jobs:\n{dry[-2000:]}")
-    t_dry = median_time(["snakemake", "-n", "results/all"], mate)
+    t_dry = median_time(["snakemake", "-n", "all"], mate)
     t_snake_v = median_time(["snakemake", "--version"], mate)
     t_status = median_time(["dvc", "status"], mate)
     t_status_main = median_time(["dvc", "status", "dvc.yaml"], mate)
     t_dvc_v = median_time(["dvc", "--version"], mate)
 
     print(f"artefacts: {len(files)} files, {size / 2**20:.0f} MiB (the outputs dvc.lock lists)")
-    print(f"{'recompute: snakemake --cores 2 results/all':<48}{t_make:8.1f} s   (baseline)")
+    print(f"{'recompute: snakemake --cores 2 all':<48}{t_make:8.1f} s   (baseline)")
     print(f"{'dvc push to a folder remote':<48}{t_push:8.1f} s")
     print(
         f"{'fresh clone: dvc pull':<48}{t_dvc_pull:8.1f} s   ratio to recompute {t_dvc_pull / t_make:.3f} (goal <= 0.10)"
@@ -124,7 +124,7 @@ def main() -> None:
         f"{'fresh clone: specimen pull':<48}{t_pull:8.1f} s   ratio to recompute {t_pull / t_make:.3f} (goal <= 0.10)"
     )
     print(
-        f"{'snakemake -n results/all (nothing to do)':<48}{t_dry:8.2f} s   (goal <= 3; snakemake --version {t_snake_v:.2f} s)"
+        f"{'snakemake -n all (nothing to do)':<48}{t_dry:8.2f} s   (goal <= 3; snakemake --version {t_snake_v:.2f} s)"
     )
     print(f"{'dvc status':<48}{t_status:8.2f} s   (goal <= 2; dvc --version {t_dvc_v:.2f} s)")
     print(f"{'dvc status dvc.yaml':<48}{t_status_main:8.2f} s")

@@ -95,8 +95,8 @@ def snakemake_jobs(workdir: Path, targets=(), forceall=False) -> dict:
 
 
 def planned_jobs(project: Path) -> set:
-    """The rules `snakemake -n results/all` would run in `project`."""
-    out = run(["snakemake", "-n", "--cores", "2", "results/all"], project).stdout
+    """The rules `snakemake -n all` would run in `project`."""
+    out = run(["snakemake", "-n", "--cores", "2", "all"], project).stdout
     return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all"}
 
 

@@ -43,7 +43,7 @@ def covered(path: str, deps: set) -> bool:
 
 def test_snakemake_and_dvc_describe_the_same_dag():
     """Every DVC stage (all dvc.yaml files) against the jobs of the default target plus the optional ones."""
-    smk, dvc = snakemake_jobs(ROOT, ["results/all", *optional_targets(ROOT)], forceall=True), dvc_stages(ROOT)
+    smk, dvc = snakemake_jobs(ROOT, ["all", *optional_targets(ROOT)], forceall=True), dvc_stages(ROOT)
     assert set(smk) == set(dvc), "the two DAGs have different stages"
     assert (
         len(smk) == 14
@@ -76,7 +76,7 @@ def test_every_param_dvc_lists_is_in_params_yaml():
 
 
 def test_the_optional_stages_stay_out_of_the_default_runs():
-    """`snakemake` (results/all) and `dvc repro` (./dvc.yaml) plan everything but the optional stages."""
+    """`snakemake` (all) and `dvc repro` (./dvc.yaml) plan everything but the optional stages."""
     default = set(snakemake_jobs(ROOT, forceall=True))
     assert len(default) == 12 and not any(name.startswith(tuple(OPTIONAL.values())) for name in default)
     out = subprocess.run(

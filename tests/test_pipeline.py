@@ -45,7 +45,7 @@ def dvc_would_run(project: Path) -> set:
 @pytest.fixture(scope="module")
 def snakemade(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("a") / "specimen", FAST)
-    run(["snakemake", "--cores", "2", "results/all"], project, timeout=900)
+    run(["snakemake", "--cores", "2", "all"], project, timeout=900)
     return project
 
 
@@ -58,7 +58,7 @@ def dvc_made(tmp_path_factory):
 
 def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     p = snakemade
-    summary = json.loads((p / "results/all").read_text())
+    summary = json.loads((p / "results/report/summary.json").read_text())
     with zipfile.ZipFile(p / "data/raw/demo.zip") as zf:
         n_files = len([n for n in zf.namelist() if not n.endswith("/")])
     manifest = pd.read_csv(p / "data/interim/manifest.csv")
@@ -71,11 +71,11 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     assert len(kept) + len(removed) == len(index)
     assert set(rejects.reason.str.split(":").str[0]) >= {"not an image", "empty file"}
     assert {"duplicate", "leak", "outlier"} <= set(removed.reason)
-    metrics = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
+    metrics = json.loads((p / "results/evaluation/small_cnn/metrics.json").read_text())
     assert summary["models"]["small_cnn"]["accuracy"] == metrics["accuracy"]
     assert metrics["test_images"] == (kept.split == "test").sum()
     # what a reader of the model's report relies on: every class named, the counts adding up, figures that say what they show
-    out, n_test = p / "results/reports/small_cnn", metrics["test_images"]
+    out, n_test = p / "results/evaluation/small_cnn", metrics["test_images"]
     classes = json.loads((p / "data/interim/classes.json").read_text())
     assert len(classes) == 10 and {"top_3_accuracy", "top_5_accuracy", "expected_calibration_error"} <= set(metrics)
     text = (out / "classification_report.txt").read_text()
@@ -120,7 +120,7 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
 
 def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], snakemade).stdout
-    # the whole repository: only the optional stages (tune/dvc.yaml, autoencoder/dvc.yaml), which results/all does not run
+    # the whole repository: only the optional stages (tune/dvc.yaml, autoencoder/dvc.yaml), which the default target, all, does not run
     assert set(json.loads(run(["dvc", "status", "--json"], snakemade).stdout)) == {
         "tune/dvc.yaml:tune@small_cnn",
         "autoencoder/dvc.yaml:autoencoder",
@@ -130,7 +130,8 @@ def test_after_snakemake_dvc_is_clean_and_nothing_reruns(snakemade):
     # the optional autoencoder never ran, and `dvc metrics show` does not warn of its metrics.json
     shown = run(["dvc", "metrics", "show"], snakemade)
     assert (
-        "failed to load" not in shown.stdout + shown.stderr and "results/reports/small_cnn/metrics.json" in shown.stdout
+        "failed to load" not in shown.stdout + shown.stderr
+        and "results/evaluation/small_cnn/metrics.json" in shown.stdout
     )
     assert planned_jobs(snakemade) == set()
     assert dvc_would_run(snakemade) == set()
@@ -179,8 +180,8 @@ def test_the_html_report_renders_every_section_in_chromium(snakemade, tmp_path):
     """`snakemake --report` on the finished run, opened in headless Chromium: its scripts draw the
     sections, and clicking each one (as a reader would) lists its figures and tables; a screenshot
     of the front page is not blank."""
-    run(["snakemake", "--report", "results/report.html"], snakemade, timeout=600)
-    html = (snakemade / "results/report.html").read_text()
+    run(["snakemake", "--report", "results/workflow-report.html"], snakemade, timeout=600)
+    html = (snakemade / "results/workflow-report.html").read_text()
     expected = {
         "Models": [
             "small_cnn",
@@ -208,7 +209,7 @@ def test_the_html_report_renders_every_section_in_chromium(snakemade, tmp_path):
     shot = tmp_path / "report.png"
     assert (
         chromium(
-            f"--screenshot={shot}", "--window-size=1400,1000", (snakemade / "results/report.html").as_uri()
+            f"--screenshot={shot}", "--window-size=1400,1000", (snakemade / "results/workflow-report.html").as_uri()
         ).returncode
         == 0
     )
@@ -298,7 +299,7 @@ def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back
     assert (clone / "results/models/small_cnn/model.keras").read_bytes() == built[
         "results/models/small_cnn/model.keras"
     ]
-    assert not (clone / "results/reports").exists()
+    assert not (clone / "results/evaluation").exists()
     assert planned_jobs(clone) == {"evaluate", "explain", "baselines", "report"}
     with sshd(tmp_path / "sshd", isolated_home) as server:
         url = f"ssh://{server.user}@{server.host}:{server.port}{tmp_path / 'ssh-storage'}"
@@ -328,7 +329,7 @@ def test_dvc_repro_gives_byte_identical_data_in_another_folder(snakemade, dvc_ma
 def test_after_dvc_repro_snakemake_has_nothing_to_do(dvc_made):
     assert planned_jobs(dvc_made) == set()
     assert not (dvc_made / "results/tune").exists()  # `dvc repro` leaves the optional tune/dvc.yaml alone
-    assert json.loads((dvc_made / "results/all").read_text())["best_model"] == "small_cnn"
+    assert json.loads((dvc_made / "results/report/summary.json").read_text())["best_model"] == "small_cnn"
 
 
 def test_a_configfile_override_reaches_the_stages_and_dvc_records_only_what_it_left_as_params_yaml(tmp_path):
@@ -345,7 +346,7 @@ def test_a_configfile_override_reaches_the_stages_and_dvc_records_only_what_it_l
 
 
 def experiments(project: Path) -> dict:
-    """{name: (train.epochs, metrics of results/reports/small_cnn/metrics.json)} from `dvc exp show --json`."""
+    """{name: (train.epochs, metrics of results/evaluation/small_cnn/metrics.json)} from `dvc exp show --json`."""
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     found = {}
     for baseline in shown:
@@ -354,7 +355,7 @@ def experiments(project: Path) -> dict:
                 data = rev["data"]
                 found[rev["name"]] = (
                     data["params"]["params.yaml"]["data"]["train"]["epochs"],
-                    data["metrics"]["results/reports/small_cnn/metrics.json"]["data"],
+                    data["metrics"]["results/evaluation/small_cnn/metrics.json"]["data"],
                 )
     return found
 
@@ -380,11 +381,11 @@ METRICS = {
 def check_dvc_metrics_and_plots(p: Path, committed: dict):
     """After a workspace experiment: `dvc metrics show` and `diff` against the commit, and `dvc plots
     show` with DVC's templates (the curves of every model, the confusion matrix, evaluate's images)."""
-    now = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
+    now = json.loads((p / "results/evaluation/small_cnn/metrics.json").read_text())
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], p).stdout)
-    assert shown[""]["data"]["results/reports/small_cnn/metrics.json"]["data"] == now
+    assert shown[""]["data"]["results/evaluation/small_cnn/metrics.json"]["data"] == now
     diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], p).stdout)[
-        "results/reports/small_cnn/metrics.json"
+        "results/evaluation/small_cnn/metrics.json"
     ]
     assert set(diff) == METRICS
     assert all(diff[k]["old"] == committed[k] and diff[k]["new"] == now[k] for k in METRICS)
@@ -395,12 +396,12 @@ def check_dvc_metrics_and_plots(p: Path, committed: dict):
     values = curves["data"]["values"]
     assert {v["field"] for v in values} == {"accuracy", "val_accuracy"} and len(values) == 2 * len(history)
     assert curves["encoding"]["x"]["field"] == "epoch"
-    confusion = plots["results/reports/small_cnn/predictions.csv"][0]["content"]
+    confusion = plots["results/evaluation/small_cnn/predictions.csv"][0]["content"]
     assert len(confusion["data"]["values"]) == now["test_images"]
     encoding = confusion["spec"]["encoding"]  # DVC's confusion template: counts of (label, predicted) pairs
     assert (encoding["x"]["field"], encoding["y"]["field"]) == ("predicted", "label")
     for png in ("confusion_matrix.png", "curves.png", "calibration.png", "mistakes.png"):
-        assert plots[f"results/reports/small_cnn/{png}"][0]["type"] == "image", png
+        assert plots[f"results/evaluation/small_cnn/{png}"][0]["type"] == "image", png
     run(["dvc", "plots", "show", "--out", str(p.parent / "plots-html")], p)
     page = (p.parent / "plots-html/index.html").read_text()
     assert "vega" in page and "small_cnn/curves.png" in page
@@ -419,11 +420,11 @@ def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     with dvc.api.open(found["path"], repo=str(p), rev=found["rev"], mode="rb") as f:
         assert f.read() == (p / found["path"]).read_bytes()
     touched = {"train@small_cnn", "evaluate@small_cnn", "explain@small_cnn", "report"}
-    committed = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
+    committed = json.loads((p / "results/evaluation/small_cnn/metrics.json").read_text())
     out = run(["dvc", "exp", "run", "-S", "train.epochs=2"], p, timeout=600).stdout
     assert reran(out) == (touched, DATA_STAGES | {"baselines"})
     check_dvc_metrics_and_plots(p, committed)
-    ran_with_two = json.loads((p / "results/reports/small_cnn/metrics.json").read_text())
+    ran_with_two = json.loads((p / "results/evaluation/small_cnn/metrics.json").read_text())
     # queued, then run in a temporary copy of the project (one here: each costs a run of train to report)
     run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=choice(4)"], p)  # README's sweep syntax
     run(["dvc", "exp", "run", "--run-all"], p, timeout=900)
@@ -439,5 +440,5 @@ def test_dvc_exp_run_sweeps_train_epochs_in_the_workspace_and_queued(dvc_made):
     name = next(n for n, (epochs, _) in exps.items() if epochs == 4)
     run(["dvc", "exp", "apply", name], p)
     assert yaml.safe_load((p / "params.yaml").read_text())["train"]["epochs"] == 4
-    assert json.loads((p / "results/reports/small_cnn/metrics.json").read_text()) == exps[name][1]
+    assert json.loads((p / "results/evaluation/small_cnn/metrics.json").read_text()) == exps[name][1]
     assert len(pd.read_csv(p / "results/models/small_cnn/history.csv")) <= 4

@@ -67,7 +67,7 @@ def test_each_stage_depends_in_both_dag_files_on_exactly_the_code_it_executes():
     assert not wrong, "the code each stage executes moved:\n" + "\n".join(wrong)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     targets = [
-        "results/all",
+        "all",
         *[f"results/tune/{m}/best_params.yaml" for m in params["train"]["models"]],
         f"results/autoencoder/{params['autoencoder']['class']}/metrics.json",
     ]
@@ -179,7 +179,7 @@ def test_every_preset_writes_out_every_key_and_both_tools_accept_it_as_params_ya
         assert params_mod.missing(raw, schema) == [], preset.name
         assert "only model so far" not in preset.read_text()  # the comments are current
         shutil.copyfile(preset, project / "params.yaml")
-        planned = run(["snakemake", "-n", "--cores", "1", "results/all"], project, check=False)
+        planned = run(["snakemake", "-n", "--cores", "1", "all"], project, check=False)
         assert planned.returncode == 0 and "rule download:" in planned.stdout, (preset.name, planned.stderr[-2000:])
         status = run(["dvc", "status", "--json"], project, check=False)  # DVC parses dvc.yaml (foreach, ${...})
         assert status.returncode == 0 and "download" in json.loads(status.stdout), (preset.name, status.stderr[-2000:])
@@ -195,7 +195,7 @@ def test_a_params_yaml_that_leaves_keys_to_the_defaults_is_refused_in_one_line_a
     text = re.sub(r"\n  patience: 8[^\n]*", "", text)
     path.write_text(text)
     for cmd in (
-        ["snakemake", "-n", "--cores", "1", "results/all"],
+        ["snakemake", "-n", "--cores", "1", "all"],
         ["specimen", "ingest", "data/extracted", "data/interim"],
     ):
         proc = run(cmd, project, check=False)
@@ -212,7 +212,7 @@ def test_a_params_yaml_that_leaves_keys_to_the_defaults_is_refused_in_one_line_a
     full["train"]["patience"], full["tune"] = patience, filled["tune"]
     assert filled == full  # nothing else changed
     assert "# specimen's one configuration" in path.read_text()  # the comments are kept
-    assert run(["snakemake", "-n", "--cores", "1", "results/all"], project).returncode == 0
+    assert run(["snakemake", "-n", "--cores", "1", "all"], project).returncode == 0
 
 
 # -- dvc-commit's reach below DVC's commands ----------------------------------------------------------

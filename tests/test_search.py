@@ -130,7 +130,7 @@ def test_the_command_writes_the_csv_and_prints_the_table_without_out(data, tmp_p
             "specimen",
             "search",
             "rose2.png",
-            "--data",
+            "--data",  # the option's old name, still accepted
             str(data),
             "--params",
             str(params),
@@ -147,7 +147,7 @@ def test_the_command_writes_the_csv_and_prints_the_table_without_out(data, tmp_p
         and "2 other files skipped" in proc.stdout
     )
     np.testing.assert_allclose(csv.distance, values, rtol=1e-5)
-    assert main(["search", "rose2.png", "--data", str(zipped(data)), "--params", str(params), "-n", "1"]) == 0
+    assert main(["search", "rose2.png", "--images", str(zipped(data)), "--params", str(params), "-n", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["filename", "distance"] and lines[1].split() == [names[0], "0"]
     assert lines[2].split()[0] == names[1] and lines[3].startswith("specimen search: 1 nearest") and len(lines) == 4
@@ -168,7 +168,7 @@ def test_errors_are_one_line_saying_what_to_do(data, tmp_path, capsys, target, w
     (tmp_path / "empty").mkdir()
     (tmp_path / "text").write_text("hello\n")
     path = zipped(data) if where == "zip" else tmp_path / where
-    status = main(["search", target, "--data", str(path), "--params", str(params_file(tmp_path))])
+    status = main(["search", target, "--images", str(path), "--params", str(params_file(tmp_path))])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("specimen search: error: "), err
     for w in words:
@@ -213,7 +213,7 @@ def test_the_rule_plans_a_search_per_target_as_dvc_does(tmp_path, monkeypatch):
     dvc = dvc_stages(project)
     assert {"search@train/3/a (1).png", "search@b.jpg"} <= set(dvc) and "search@b.jpg" in smk
     s, d = smk["search@b.jpg"], dvc["search@b.jpg"]
-    assert s["cmd"] == d["cmd"] == 'specimen search "b.jpg" --data data/extracted --out "results/search/b.jpg.csv"'
+    assert s["cmd"] == d["cmd"] == 'specimen search "b.jpg" --images data/extracted --out "results/search/b.jpg.csv"'
     assert s["outputs"] == d["outputs"] == {"results/search/b.jpg.csv"}
     assert all(covered(i, d["deps"]) for i in s["inputs"]) and all(
         any(covered(i, {x}) for i in s["inputs"]) for x in d["deps"]
@@ -229,5 +229,11 @@ def test_help_says_how_to_search(capsys):
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     text = capsys.readouterr().out
-    for words in ("specimen search TARGET --data DIR_OR_ZIP", "HISTCMP_CHISQR", "search.targets", "--features", "-n N"):
+    for words in (
+        "specimen search TARGET --images DIR_OR_ZIP",
+        "HISTCMP_CHISQR",
+        "search.targets",
+        "--features",
+        "-n N",
+    ):
         assert words in text, words

@@ -98,7 +98,7 @@ def wait_for(what, timeout=300):
 
 @pytest.fixture(scope="module")
 def user_run(tmp_path_factory, isolated_home):
-    """The run: `snakemake --cores 2 results/all` with the token in the environment; while it trains,
+    """The run: `snakemake --cores 2 all` with the token in the environment; while it trains,
     a second snakemake and a dvc repro. Then the user commits the project, as after any run."""
     project = make_project(tmp_path_factory.mktemp("secrets") / "project", PARAMS)
     watcher = CommandLines(TOKEN)
@@ -107,7 +107,7 @@ def user_run(tmp_path_factory, isolated_home):
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k.lower() != "no_proxy"}
         env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=TOKEN, KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=server.proxy)
         main = subprocess.Popen(
-            ["snakemake", "--cores", "2", "results/all"],
+            ["snakemake", "--cores", "2", "all"],
             cwd=project,
             env=env,
             stdout=subprocess.PIPE,
@@ -115,7 +115,7 @@ def user_run(tmp_path_factory, isolated_home):
             text=True,
         )
         wait_for(lambda: running(project, "specimen", "train") or main.poll() is not None)
-        second = run(["snakemake", "--cores", "1", "results/all"], project, check=False, env=env)
+        second = run(["snakemake", "--cores", "1", "all"], project, check=False, env=env)
         repro = run(["dvc", "repro"], project, check=False, env=env)
         training_meanwhile = running(project, "specimen", "train")
         log, _ = main.communicate(timeout=900)
@@ -185,7 +185,7 @@ def test_snakemake_is_refused_while_dvc_repro_runs(user_run):
     params.write_text(params.read_text().replace("epochs: 2", "epochs: 3", 1))
     repro = subprocess.Popen(["dvc", "repro"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: running(project, "specimen", "train") or repro.poll() is not None)
-    refused = run(["snakemake", "--cores", "1", "results/all"], project, check=False)
+    refused = run(["snakemake", "--cores", "1", "all"], project, check=False)
     log, _ = repro.communicate(timeout=600)
     assert repro.returncode == 0, log[-3000:]
     said = [line for line in refused.stderr.splitlines() if line.startswith("specimen:")]

@@ -65,7 +65,7 @@ def slurm_made(cluster, tmp_path_factory):
     rules = planned_jobs(project)
     before = set(slurm_jobs())
     # the train rule asks for train.gpus; the cluster's node has one (pretend) GPU, so ask for it
-    made = run(["snakemake", "results/all", *SLURM_ARGS, "--set-resources", "train:gpu=1"], project)
+    made = run(["snakemake", "all", *SLURM_ARGS, "--set-resources", "train:gpu=1"], project)
     return project, rules, {i: j for i, j in slurm_jobs().items() if i not in before}, made.stderr
 
 
@@ -83,10 +83,10 @@ def test_the_demo_dag_completes_with_every_rule_a_slurm_job(slurm_made):
     assert "TresPerJob=gres:gpu:1" in shown, shown
     assert "NumCPUs=2" in shown and "MinMemoryNode=4000M" in shown and "TimeLimit=02:00:00" in shown, shown
     # the model was scored on every clean test image
-    metrics = json.loads((project / "results/reports/small_cnn/metrics.json").read_text())
+    metrics = json.loads((project / "results/evaluation/small_cnn/metrics.json").read_text())
     test_rows = pd.read_csv(project / "data/clean/index.csv").query("split == 'test'")
     assert metrics["test_images"] == len(test_rows) > 100
-    assert (project / "results/all").exists()
+    assert (project / "results/report/summary.json").exists()
     # and it is a finished project like any other: nothing left to plan, DVC agrees
     assert planned_jobs(project) == set()
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], project).stdout

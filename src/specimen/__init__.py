@@ -1,6 +1,6 @@
 """specimen: a reproducible image-classification pipeline (Snakemake + DVC)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 class SpecimenError(Exception):

@@ -31,7 +31,7 @@ def parser(chosen: str | None = None) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="specimen",
         description="A reproducible image-classification pipeline. Each stage below is one step of the "
-        "DAG that `snakemake results/all` and `dvc repro` run; `specimen STAGE --help` tells "
+        "DAG that `snakemake all` and `dvc repro` run; `specimen STAGE --help` tells "
         "what it reads and writes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

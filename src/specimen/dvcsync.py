@@ -15,7 +15,7 @@ pull: ``dvc pull`` (of TARGETS and what they depend on, or of everything), then 
 pulled current for Snakemake. DVC does not keep file times, and Snakemake decides by them: after a
 plain ``dvc pull`` in a fresh clone, ``snakemake -n`` would plan the whole DAG again. So every
 stage whose outputs are all there and match dvc.lock (``dvc status``) has its outputs touched in
-the DAG's order (``snakemake --touch``); then ``snakemake -n results/all`` plans only what was not
+the DAG's order (``snakemake --touch``); then ``snakemake -n all`` plans only what was not
 pulled. A stage whose files differ from dvc.lock is left alone, and listed.
 
 hold_lock: DVC's own repository lock, which Snakemake takes for its whole run (the Snakefile's

@@ -1,5 +1,5 @@
 # Reports: evaluate and explain (one job per model), baselines, and the run's comparison and summary;
-# results/all is written last.
+# results/report/summary.json is written last.
 
 
 rule evaluate:
@@ -12,51 +12,51 @@ rule evaluate:
         code=code("evaluate"),
     output:
         metrics=report(
-            "results/reports/{model}/metrics.json", caption="../report/metrics.rst", **model_report("metrics")
+            "results/evaluation/{model}/metrics.json", caption="../report/metrics.rst", **model_report("metrics")
         ),
-        report_txt="results/reports/{model}/classification_report.txt",
-        report_json="results/reports/{model}/classification_report.json",
+        report_txt="results/evaluation/{model}/classification_report.txt",
+        report_json="results/evaluation/{model}/classification_report.json",
         report_csv=report(
-            "results/reports/{model}/classification_report.csv",
+            "results/evaluation/{model}/classification_report.csv",
             caption="../report/classification_report.rst",
             **model_report("classification report"),
         ),
-        confusion_csv="results/reports/{model}/confusion_matrix.csv",
+        confusion_csv="results/evaluation/{model}/confusion_matrix.csv",
         confusion=report(
-            "results/reports/{model}/confusion_matrix.png",
+            "results/evaluation/{model}/confusion_matrix.png",
             caption="../report/confusion_matrix.rst",
             **model_report("confusion matrix"),
         ),
         confusion_normalized=report(
-            "results/reports/{model}/confusion_matrix_normalized.png",
+            "results/evaluation/{model}/confusion_matrix_normalized.png",
             caption="../report/confusion_matrix_normalized.rst",
             **model_report("confusion matrix, normalised"),
         ),
         f1=report(
-            "results/reports/{model}/f1_per_class.png",
+            "results/evaluation/{model}/f1_per_class.png",
             caption="../report/f1_per_class.rst",
             **model_report("F1 per class"),
         ),
         curves=report(
-            "results/reports/{model}/curves.png", caption="../report/curves.rst", **model_report("training curves")
+            "results/evaluation/{model}/curves.png", caption="../report/curves.rst", **model_report("training curves")
         ),
         mistakes=report(
-            "results/reports/{model}/mistakes.png",
+            "results/evaluation/{model}/mistakes.png",
             caption="../report/mistakes.rst",
             **model_report("confident mistakes"),
         ),
         grid=report(
-            "results/reports/{model}/predictions.png",
+            "results/evaluation/{model}/predictions.png",
             caption="../report/predictions.rst",
             **model_report("predictions"),
         ),
         calibration=report(
-            "results/reports/{model}/calibration.png",
+            "results/evaluation/{model}/calibration.png",
             caption="../report/calibration.rst",
             **model_report("calibration"),
         ),
-        calibration_csv="results/reports/{model}/calibration.csv",
-        predictions="results/reports/{model}/predictions.csv",
+        calibration_csv="results/evaluation/{model}/calibration.csv",
+        predictions="results/evaluation/{model}/predictions.csv",
         history="results/curves/{model}.csv",
     log:
         "logs/evaluate/{model}.log",
@@ -70,7 +70,7 @@ rule evaluate:
         tracked=tracked("evaluate"),  # the params its DVC stage lists
     shell:
         "specimen evaluate results/models/{wildcards.model} --data {input.data} --index {input.index}"
-        " --classes {input.classes} --out results/reports/{wildcards.model} --curves {output.history} > {log} 2>&1"
+        " --classes {input.classes} --out results/evaluation/{wildcards.model} --curves {output.history} > {log} 2>&1"
 
 
 # What each model looks at (`specimen explain --help`): Grad-CAM over a seeded sample of test
@@ -159,7 +159,7 @@ rule baselines:
 
 rule report:
     input:
-        metrics=expand("results/reports/{model}/metrics.json", model=MODELS),
+        metrics=expand("results/evaluation/{model}/metrics.json", model=MODELS),
         meta=expand("results/models/{model}/meta.json", model=MODELS),
         explain=expand("results/explain/{model}/explain.json", model=MODELS),
         baselines="results/baselines/summary.csv",
@@ -181,7 +181,8 @@ rule report:
             category="Comparison",
             labels={"figure": "models and baselines"},
         ),
-        summary="results/all",
+        summary="results/report/summary.json",
+        old_summary="results/all",  # its name in specimen 0.1: the same bytes, until 0.3
     log:
         "logs/report.log",
     benchmark:
@@ -191,6 +192,6 @@ rule report:
     params:
         tracked=tracked("report"),  # the params its DVC stage lists
     shell:
-        "specimen report --reports results/reports --models results/models --data {input.processed}"
+        "specimen report --evaluation results/evaluation --models results/models --data {input.processed}"
         " --clean data/clean --raw {input.raw} --baselines {input.baselines} --explain results/explain --out results/report"
-        " --summary {output.summary} > {log} 2>&1"
+        " --summary {output.summary} {output.old_summary} > {log} 2>&1"

@@ -1,6 +1,6 @@
-# Tools: image search and the autoencoder, both optional (not part of results/all).
+# Tools: image search and the autoencoder, both optional (not in the default target, all).
 
-# Image search (optional, not part of results/all): for each of search.targets, the nearest images of
+# Image search (optional, not in the default target, all): for each of search.targets, the nearest images of
 # the extracted dataset, results/search/<target>.csv (the target as written in params.yaml, .csv added:
 # dvc.yaml's foreach can name a file after an item, not after part of one).
 #   snakemake --cores 1 "results/search/train/3/img_0001.png.csv"     # one (a target in params.yaml or not)
@@ -27,7 +27,7 @@ rule search:
     params:
         tracked=tracked("search"),  # the params its DVC stage lists
     shell:
-        'specimen search "{wildcards.target}" --data {input.extracted} --out "{output}" > "{log}" 2>&1'
+        'specimen search "{wildcards.target}" --images {input.extracted} --out "{output}" > "{log}" 2>&1'
 
 
 rule search_all:
@@ -35,7 +35,7 @@ rule search_all:
         SEARCHES,
 
 
-# Autoencoder (optional, not part of results/all): a denoising convolutional autoencoder of the class
+# Autoencoder (optional, not in the default target, all): a denoising convolutional autoencoder of the class
 # autoencoder.class, its generated images scored by the first model of train.models.
 #   snakemake --cores 2 results/autoencoder/0/metrics.json        # the class in params.yaml (demo: 0)
 # The same command, inputs and outputs as the stage in autoencoder/dvc.yaml.

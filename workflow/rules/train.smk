@@ -35,7 +35,7 @@ rule train:
         " --train {input.train} --weights {input.weights} --out results/models/{wildcards.model} > {log} 2>&1"
 
 
-# Tuning (optional, not part of results/all): KerasTuner's Bayesian optimisation of one model's
+# Tuning (optional, not in the default target, all): KerasTuner's Bayesian optimisation of one model's
 # learning rate, head and unfrozen layers. `snakemake --cores 2 results/tune/small_cnn/best_params.yaml`.
 # A killed search resumes its finished trials from logs/tune/<model>/ (not an output, as for train).
 

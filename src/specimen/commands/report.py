@@ -9,9 +9,9 @@ from specimen.commands import DATA, arg, model_and_data, stage
 
 @stage(
     "evaluate",
-    "score one model on the test split: results/reports/<model>/",
+    "score one model on the test split: results/evaluation/<model>/",
     "specimen.report.evaluate",
-    *model_and_data("results/reports/small_cnn"),
+    *model_and_data("results/evaluation/small_cnn"),
     arg(
         "--curves",
         type=Path,
@@ -88,15 +88,22 @@ def baselines(p, args):
 
 @stage(
     "report",
-    "compare the models (results/report/) and write the run's summary, results/all, last",
+    "compare the models and write the run's summary, last: results/report/ (comparison.csv, comparison.png, summary.json)",
     "specimen.report.report",
-    arg("--reports", type=Path, required=True, help="e.g. results/reports"),
+    arg("--evaluation", type=Path, required=True, help="evaluate's folders, e.g. results/evaluation"),
     arg("--models", type=Path, required=True, help="e.g. results/models"),
     arg("--data", type=Path, required=True, help="e.g. data/processed"),
     arg("--clean", type=Path, required=True, help="e.g. data/clean"),
     arg("--raw", type=Path, required=True, help="e.g. data/raw"),
     arg("--out", type=Path, required=True, help="e.g. results/report"),
-    arg("--summary", type=Path, required=True, help="e.g. results/all"),
+    arg(
+        "--summary",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="where to write the summary, e.g. results/report/summary.json; more paths: the same bytes there too "
+        "(the DAG writes results/all, its name in specimen 0.1, until 0.3)",
+    ),
     arg("--baselines", type=Path, help="the baselines' summary.csv, e.g. results/baselines/summary.csv"),
     arg("--explain", type=Path, help="explain's folders, e.g. results/explain"),
 )
@@ -105,7 +112,7 @@ def report(p, args):
 
     s = report(
         p["train"]["models"],
-        args.reports,
+        args.evaluation,
         args.models,
         args.data,
         args.clean,
@@ -116,4 +123,4 @@ def report(p, args):
         explain=args.explain,
     )
     best = s["models"][s["best_model"]]
-    return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary}"
+    return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary[0]}"

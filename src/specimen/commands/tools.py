@@ -1,4 +1,4 @@
-"""The ``specimen`` commands of search and autoencoder (workflow/rules/tools.smk, stages off results/all), and the commands people run by hand: predict, pull, dvc-commit, params."""
+"""The ``specimen`` commands of search and autoencoder (workflow/rules/tools.smk, stages off the default target), and the commands people run by hand: predict, pull, dvc-commit, params."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from specimen.commands import arg, model_and_data, stage, tool
     "the images of a folder or zip nearest to an image, by colour histogram (or clip/vgg16 "
     "features): a filename,distance table",
     "specimen.tools.search",
-    arg("target", help="an image file, or a file name or path inside --data (e.g. roses/12.jpg)"),
-    arg("--data", type=Path, required=True, help="a folder of images or a zip, e.g. data/extracted"),
+    arg("target", help="an image file, or a file name or path inside --images (e.g. roses/12.jpg)"),
+    arg(
+        "--images",
+        "--data",  # its name in specimen 0.1, accepted until 0.3
+        dest="images",
+        type=Path,
+        required=True,
+        help="a folder of images or a zip, e.g. data/extracted (--data: the same, its old name)",
+    ),
     arg("-n", type=int, help="how many nearest images to list after the target (default: search.n)"),
     arg(
         "--features",
@@ -28,7 +35,7 @@ def search(p, args):
     s = p["search"]
     r = search(
         args.target,
-        args.data,
+        args.images,
         args.out,
         s["n"] if args.n is None else args.n,
         args.features or s["features"],
@@ -40,7 +47,7 @@ def search(p, args):
     files = "file" if r["skipped"] == 1 else "files"
     skipped = f", {r['skipped']} other {files} skipped (not images OpenCV can read)" if r["skipped"] else ""
     where = f"; table in {args.out}" if args.out else ""
-    return f"{len(r['table']) - 1} nearest of {r['images']} images in {args.data} to {r['target']}{skipped}{where}"
+    return f"{len(r['table']) - 1} nearest of {r['images']} images in {args.images} to {r['target']}{skipped}{where}"
 
 
 @stage(

@@ -1,6 +1,6 @@
 """evaluate: score one trained model on the clean test split.
 
-Writes into results/reports/<model>/:
+Writes into results/evaluation/<model>/:
 
 - ``metrics.json``: accuracy, macro and weighted F1, top-k accuracy (``evaluate.top_k``), the
   expected calibration error, and the test count (DVC's metrics);

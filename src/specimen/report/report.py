@@ -1,9 +1,9 @@
-"""report: compare the run's models and write the run's summary, ``results/all``, last.
+"""report: compare the run's models and write the run's summary, ``results/report/summary.json``, last.
 
 ``results/report/``: ``comparison.csv``, one row per trained model and per scikit-learn baseline
 (accuracy, macro and weighted F1, parameters, train time, training images/s), best first, and
 ``comparison.png``: the scores side by side, and accuracy against train time.
-``results/all``: JSON with the headline metrics, the data accounting (images in, rejected,
+``summary.json``: JSON with the headline metrics, the data accounting (images in, rejected,
 removed by cleaning, kept per split) and where every artefact is.
 """
 
@@ -34,17 +34,17 @@ COLUMNS = [
 
 def report(
     models: list[str],
-    reports: Path,
+    evaluation: Path,
     model_dirs: Path,
     processed: Path,
     clean_dir: Path,
     raw: Path,
     out_dir: Path,
-    summary_path: Path,
+    summary_paths: Path | list[Path],
     baselines: Path | None = None,
     explain: Path | None = None,
 ) -> dict:
-    table = comparison(models, reports, model_dirs, baselines)
+    table = comparison(models, evaluation, model_dirs, baselines)
     write_csv(out_dir / "comparison.csv", table)
     figures.save(figures.comparison(table), out_dir / "comparison.png")
     trained = table[table.kind == "keras"]
@@ -70,21 +70,22 @@ def report(
             "processed": str(processed),
             "clean": str(clean_dir),
             "models": {m: str(model_dirs / m / "model.keras") for m in models},
-            "reports": {m: str(reports / m) for m in models},
+            "evaluation": {m: str(evaluation / m) for m in models},
             "explain": {m: str(explain / m) for m in models} if explain is not None else None,
             "baselines": str(baselines) if baselines is not None else None,
             "comparison": str(out_dir / "comparison.csv"),
         },
     }
-    write_json(summary_path, summary)
+    for path in [summary_paths] if isinstance(summary_paths, (str, Path)) else summary_paths:
+        write_json(path, summary)  # the same bytes at each (results/all too, its old name, until 0.3)
     return summary
 
 
-def comparison(models: list[str], reports: Path, model_dirs: Path, baselines: Path | None) -> pd.DataFrame:
+def comparison(models: list[str], evaluation: Path, model_dirs: Path, baselines: Path | None) -> pd.DataFrame:
     """One row per trained model (its metrics.json and meta.json) and per baseline (summary.csv)."""
     rows = []
     for name in models:
-        metrics = json.loads((reports / name / "metrics.json").read_text())
+        metrics = json.loads((evaluation / name / "metrics.json").read_text())
         meta = json.loads((model_dirs / name / "meta.json").read_text())
         rows.append(
             {

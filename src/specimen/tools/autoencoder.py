@@ -1,4 +1,4 @@
-"""autoencoder (optional, not part of results/all): a denoising autoencoder of one class's images.
+"""autoencoder (optional, not in the default target, all): a denoising autoencoder of one class's images.
 
 A convolutional autoencoder (Keras) learns the train images of one class (``autoencoder.class``;
 null: the first class in classes.json), pixels scaled to [0, 1]. The encoder is ``Conv2D`` + 2x2

@@ -1,6 +1,6 @@
 """search: the images of a dataset nearest to one image, by colour histogram (or a network's features).
 
-    specimen search TARGET --data DIR_OR_ZIP [-n 5] [--features histogram|clip|vgg16|...] [--out CSV]
+    specimen search TARGET --images DIR_OR_ZIP [-n 5] [--features histogram|clip|vgg16|...] [--out CSV]
 
 TARGET is a path to an image file, or a file name or path inside the data (``roses/12.jpg``, or
 just ``12.jpg`` when one file has that name). The data is a folder (every file below it) or a zip
@@ -68,7 +68,7 @@ def search(
     with dataset(data) as (names, read):
         if not names:
             raise SpecimenError(
-                f"{data}: no files in it, nothing to search: give --data a folder or zip that holds images"
+                f"{data}: no files in it, nothing to search: give --images a folder or zip that holds images"
             )
         name, rgb = _target(target, data, names, read)
         measure = _histogram_measure(rgb) if features == "histogram" else _network_measure(rgb, features, image, embed)
@@ -131,10 +131,10 @@ def dataset(data: Path):
     if data.is_dir():
         yield _folder_names(data), lambda name: read_file(data / name)
     elif not data.exists():
-        raise SpecimenError(f"{data}: no such folder or zip file: give --data a folder of images or a .zip of them")
+        raise SpecimenError(f"{data}: no such folder or zip file: give --images a folder of images or a .zip of them")
     elif not zipfile.is_zipfile(data):
         raise SpecimenError(
-            f"{data}: neither a folder nor a zip file: give --data a folder of images or a .zip of them"
+            f"{data}: neither a folder nor a zip file: give --images a folder of images or a .zip of them"
         )
     else:
         with zipfile.ZipFile(data) as zf:

@@ -1,4 +1,4 @@
-"""tune (optional, not part of results/all): Bayesian optimisation of one model's training settings.
+"""tune (optional, not in the default target, all): Bayesian optimisation of one model's training settings.
 
 KerasTuner's ``BayesianOptimization``, seeded with ``seed``, searches within the bounds in
 ``tune:``: ``train.learning_rate`` (log scale), the head's dropout and dense units (0: no dense
