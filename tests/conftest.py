@@ -14,6 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def training_command(stage: str, params: Path, model: str, tiny: Path, out: Path, work: Path | None = None) -> list:
+    """`specimen train` or `specimen tune` of `model` on a tiny dataset made by
+    tests.test_train_evaluate.tiny_data (its processed/, clean/ and interim/ folders)."""
+    return [
+        str(BIN / "specimen"), stage, "--params", str(params), model,
+        "--data", str(tiny / "processed"), "--index", str(tiny / "clean/index.csv"),
+        "--classes", str(tiny / "interim/classes.json"), "--train", str(tiny / "clean/train.csv"),
+        "--weights", str(tiny / "clean/class_weights.json"), "--out", str(out),
+    ] + (["--work", str(work)] if work is not None else [])  # fmt: skip
+
+
 class Killed(BaseException):
     """Stands for a SIGKILL at one exact point of a test (Keras and KerasTuner catch Exception, not this)."""
 

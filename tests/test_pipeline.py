@@ -22,6 +22,7 @@ from PIL import Image
 
 from tests.conftest import artefacts, make_project, planned_jobs, run
 from tests.test_figures import png_title
+from tests.test_train_evaluate import FIGURES
 
 pytestmark = pytest.mark.slow
 FAST = {"train.epochs": 3, "tune.trials": 2, "tune.epochs": 1}
@@ -88,18 +89,7 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     assert len(predictions) == n_test and wrong == n_test - np.trace(matrix.to_numpy())
     calibration = pd.read_csv(out / "calibration.csv")
     assert len(calibration) == 10 and calibration["count"].sum() == n_test
-    assert {
-        f: png_title(out / f)
-        for f in (
-            "confusion_matrix.png",
-            "confusion_matrix_normalized.png",
-            "f1_per_class.png",
-            "curves.png",
-            "mistakes.png",
-            "predictions.png",
-            "calibration.png",
-        )
-    } == {
+    assert {f: png_title(out / f) for f in FIGURES} == {
         "confusion_matrix.png": f"Confusion matrix, counts (test, n={n_test})",
         "confusion_matrix_normalized.png": f"Confusion matrix, normalised by true class (recall on the diagonal) (test, n={n_test})",
         "f1_per_class.png": "F1 per class, worst first",

@@ -17,6 +17,15 @@ from specimen.train.train import train
 from tests.test_clean import clean_params
 from tests.test_stages import prepared
 
+FIGURES = (  # what evaluate draws, in results/evaluation/<model>/
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "f1_per_class.png",
+    "curves.png",
+    "mistakes.png",
+    "predictions.png",
+    "calibration.png",
+)
 TRAIN = {
     "epochs": 4,
     "batch_size": 8,
@@ -144,15 +153,7 @@ def test_evaluate_reports_match_the_test_split(trained):
         reference_ece(predictions.label == predictions.predicted, predictions.confidence, 10), abs=1e-5
     )
     assert pd.read_csv(tmp / "curves/small_cnn.csv").equals(pd.read_csv(tmp / "models/small_cnn/history.csv"))
-    for png in (
-        "confusion_matrix.png",
-        "confusion_matrix_normalized.png",
-        "f1_per_class.png",
-        "curves.png",
-        "mistakes.png",
-        "predictions.png",
-        "calibration.png",
-    ):
+    for png in FIGURES:
         with Image.open(out / png) as im:
             assert im.width > 300 and im.height > 200, png
             assert len(np.unique(np.asarray(im.convert("L")))) > 20, f"{png} is blank"

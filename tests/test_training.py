@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from specimen.train.setup import plan
-from tests.conftest import Killed
+from tests.conftest import Killed, training_command
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,27 +169,7 @@ def test_a_sigkilled_training_resumes_after_its_last_finished_epoch(
         },
     )
     work, out = tmp_path / "work", tmp_path / "model"
-    cmd = [
-        str(BIN / "specimen"),
-        "train",
-        "--params",
-        str(params),
-        model,
-        "--data",
-        str(tiny / "processed"),
-        "--index",
-        str(tiny / "clean/index.csv"),
-        "--classes",
-        str(tiny / "interim/classes.json"),
-        "--train",
-        str(tiny / "clean/train.csv"),
-        "--weights",
-        str(tiny / "clean/class_weights.json"),
-        "--out",
-        str(out),
-        "--work",
-        str(work),
-    ]
+    cmd = training_command("train", str(params), model, tiny, out, work)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metadata = work / f"backup-{killed_in}" / "training_metadata.json"

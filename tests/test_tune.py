@@ -17,7 +17,7 @@ from PIL import Image
 from specimen import params as params_mod
 from specimen.train.space import space
 from specimen.train.tune import tune
-from tests.conftest import Killed
+from tests.conftest import Killed, training_command
 from tests.test_train_evaluate import TRAIN, tiny_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,27 +153,7 @@ def test_a_sigkilled_search_resumes_after_its_finished_trials_and_the_same_seed_
     """`specimen tune` with the params of the search above, SIGKILLed once a trial has finished, then run
     again: it runs only the trials that had not finished, and ends with the very trials of the first run."""
     work, out = tmp_path / "work", tmp_path / "out"
-    cmd = [
-        str(BIN / "specimen"),
-        "tune",
-        "--params",
-        str(tiny / "params.yaml"),
-        "small_cnn",
-        "--data",
-        str(tiny / "processed"),
-        "--index",
-        str(tiny / "clean/index.csv"),
-        "--classes",
-        str(tiny / "interim/classes.json"),
-        "--train",
-        str(tiny / "clean/train.csv"),
-        "--weights",
-        str(tiny / "clean/class_weights.json"),
-        "--out",
-        str(out),
-        "--work",
-        str(work),
-    ]
+    cmd = training_command("tune", str(tiny / "params.yaml"), "small_cnn", tiny, out, work)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.monotonic() + 120
@@ -285,25 +265,7 @@ def test_a_search_killed_between_the_oracles_state_and_the_tuners_keeps_its_firs
 def test_bad_input_is_one_line(tiny, tmp_path, change, words):
     params = write_params(tmp_path / "params.yaml", {**TRAIN, "patience": 2}, {**SEARCH, **change.get("tune", {})})
     proc = subprocess.run(
-        [
-            str(BIN / "specimen"),
-            "tune",
-            "--params",
-            str(params),
-            change.get("model", "small_cnn"),
-            "--data",
-            str(tiny / "processed"),
-            "--index",
-            str(tiny / "clean/index.csv"),
-            "--classes",
-            str(tiny / "interim/classes.json"),
-            "--train",
-            str(tiny / "clean/train.csv"),
-            "--weights",
-            str(tiny / "clean/class_weights.json"),
-            "--out",
-            str(tmp_path / "out"),
-        ],
+        training_command("tune", str(params), change.get("model", "small_cnn"), tiny, tmp_path / "out"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
