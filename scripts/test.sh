@@ -2,8 +2,8 @@
 # The tests in one command on a fresh Debian or Ubuntu machine: install what is missing, check the
 # style, run pytest. Arguments go to pytest:
 #
-#   scripts/test.sh                  # everything: what CI runs (about 25 minutes on two cores)
-#   scripts/test.sh -m "not slow"    # the quick loop (about 7 minutes): no whole-DAG runs
+#   scripts/test.sh                  # everything: what CI runs (about 20 minutes on two cores)
+#   scripts/test.sh -m "not slow"    # the quick loop (about 5 minutes): no whole-DAG runs
 #   scripts/test.sh tests/test_clean.py -n 0
 #
 # System packages (installed when missing, as root or through sudo): Debian's chromium renders the
