@@ -1,6 +1,7 @@
 """clean on real processed images: every reason, every output, each outlier method's rule."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -250,6 +251,33 @@ def test_clean_refuses_features_of_another_index(dirty, tmp_path):
     np.savez(tmp_path / "f.npz", ids=np.array(["other"]), features=np.zeros((1, 512), np.float32))
     with pytest.raises(SpecimenError, match="re-run embed"):
         clean(tmp / "processed", tmp_path / "f.npz", tmp_path / "clean", clean_params(), 0)
+
+
+def test_the_same_bytes_with_one_thread_or_two(dirty, tmp_path):
+    """As on a machine with one core and one with two: clean in fresh processes whose BLAS and OpenMP
+    default to 1 and 2 threads writes the same removed.csv, scores.csv and index.csv; inside, clean's
+    neighbour search and outlier scores run on specimen.clean.neighbours.THREADS threads."""
+    import sys
+
+    tmp, _ = dirty
+    script = (
+        "import json, sys; from pathlib import Path; from specimen.clean.clean import clean; "
+        "clean(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4]), 0)"
+    )
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        args = [tmp / "processed", tmp / "features/histogram.npz", tmp_path / threads, json.dumps(clean_params())]
+        subprocess.run([sys.executable, "-c", script, *map(str, args)], check=True, env=env, timeout=300)
+    for name in ("removed.csv", "scores.csv", "index.csv"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+    from threadpoolctl import threadpool_info
+
+    from specimen.clean.neighbours import THREADS, pinned_threads
+
+    nearest(np.eye(4), 1)  # scikit-learn's OpenMP and numpy's BLAS loaded, so that both are listed
+    with pinned_threads():
+        assert {pool["num_threads"] for pool in threadpool_info()} == {THREADS}
 
 
 def test_cli_reports_what_was_removed_in_one_line(dirty, tmp_path):

@@ -47,7 +47,7 @@ from specimen import SpecimenError, figures
 from specimen.artefacts import atomic_dir, write_csv, write_json
 from specimen.clean.duplicates import SPLIT_ORDER, exact_duplicates, near_duplicates
 from specimen.clean.gallery import write_galleries
-from specimen.clean.neighbours import comparable
+from specimen.clean.neighbours import comparable, pinned_threads
 from specimen.clean.outliers import outlier_scores
 from specimen.clean.quality import QUALITY, image_properties, quality_scores
 
@@ -84,7 +84,8 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     rows = left()
     if len(rows) > 1:
         vectors = comparable(features[rows], extractor) if params["duplicates"]["cosine"] is not None else None
-        remove(near_duplicates(index.iloc[rows], hashes[rows], thumbs[rows], vectors, params["duplicates"]))
+        with pinned_threads():
+            remove(near_duplicates(index.iloc[rows], hashes[rows], thumbs[rows], vectors, params["duplicates"]))
     # 2. image quality
     flags = pd.Series("", index=index.index, dtype=object)
     for kind in QUALITY:
@@ -111,9 +112,10 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     rows = left()
     overall, by_class = np.full(n, np.nan), np.full(n, np.nan)
     if params["outliers"]["method"] != "none" and len(rows) > 2:
-        o, c, flagged = outlier_scores(
-            comparable(features[rows], extractor), index.label.to_numpy()[rows], params["outliers"], seed
-        )
+        with pinned_threads():
+            o, c, flagged = outlier_scores(
+                comparable(features[rows], extractor), index.label.to_numpy()[rows], params["outliers"], seed
+            )
         overall[rows], by_class[rows] = o, c
         out = rows[flagged]
         remove(

@@ -3,9 +3,23 @@ features made comparable by cosine, and each row's k nearest other rows, in boun
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 WORKING_BYTES = 64 * 2**20  # scratch memory for pairwise work (pHash XORs, scikit-learn's chunks)
+THREADS = 1  # BLAS and OpenMP threads while clean searches neighbours and scores outliers
+
+
+@contextmanager
+def pinned_threads():
+    """BLAS and OpenMP (numpy's and scikit-learn's) on THREADS threads, whatever the machine has:
+    scikit-learn's brute-force neighbours reduce their chunks over its threads, so a distance near
+    a threshold, and so removed.csv, could differ between machines with other core counts."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=THREADS):
+        yield
 
 
 def comparable(features: np.ndarray, extractor: str) -> np.ndarray:
