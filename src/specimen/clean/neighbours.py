@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 
 WORKING_BYTES = 64 * 2**20  # scratch memory for pairwise work (pHash XORs, scikit-learn's chunks)
-THREADS = 1  # BLAS and OpenMP threads while clean searches neighbours and scores outliers
+THREADS = 4  # BLAS and OpenMP threads while clean searches neighbours and scores outliers (any machine)
 
 
 @contextmanager
