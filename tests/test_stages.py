@@ -179,6 +179,28 @@ def test_ingest_class_folders_stratified_split_and_every_file_accounted(tmp_path
     assert again.split.tolist() == m.split.tolist()
 
 
+def test_ingest_splits_copies_together(tmp_path):
+    """Files with the same content go to one split when specimen splits: clean then finds no leak
+    that the split itself made, and no class's test set is thinned by leak removal."""
+    folder = class_folder_dataset(tmp_path / "shapes", per_class=10)
+    for i in range(6):  # three copies each of six images, under other names
+        for c in range(3):
+            kind = ("disc", "square")[i % 2]
+            (folder / kind / f"{kind}_{i:02d}_copy{c}.png").write_bytes(
+                (folder / kind / f"{kind}_{i:02d}.png").read_bytes()
+            )
+    extract(raw_from_folder(tmp_path, folder), tmp_path / "extracted", 100)
+    ok = ingest(tmp_path / "extracted", tmp_path / "interim", SPLIT, seed=1).query("status == 'ok'")
+    assert len(ok) == 38 and ok.sha256.nunique() == 20
+    assert (ok.groupby("sha256").split.nunique() == 1).all(), ok.groupby("sha256").split.unique()
+    # the distinct images are split as before, 6:2:2 per class; their copies follow them
+    first = ok.drop_duplicates("sha256")
+    assert first.groupby("label").split.value_counts().unstack().loc[:, ["train", "valid", "test"]].values.tolist() == [
+        [6, 2, 2],
+        [6, 2, 2],
+    ]
+
+
 def test_ingest_keeps_provided_splits_below_a_wrapper_folder(tmp_path):
     root = tmp_path / "src/wrapper"
     for split in ("train", "val", "test"):

@@ -1,5 +1,7 @@
 """Splits, when the dataset gives none: stratified train/valid/test from dataset.split and seed (the
-one image of a class goes to train); or provided train and valid pooled and split again."""
+one image of a class goes to train; files with the same content go to one split together, so that
+clean finds no leak between splits that specimen made); or provided train and valid pooled and
+split again."""
 
 from __future__ import annotations
 
@@ -19,11 +21,21 @@ def alone_in_class(frame: pd.DataFrame) -> pd.Series:
 def assign_splits(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
     """A stratified train/valid/test split of the kept rows, reproducible from the seed. The one
     image of a class that has only one goes to train (a model cannot learn a class it never sees),
-    and the other classes are split as if it were not there."""
+    and the other classes are split as if it were not there. Files with the same content (sha256)
+    are split as one: the first of them draws the split, and its copies follow it."""
     split = pd.Series("", index=frame.index)
     alone = alone_in_class(frame)
     split[alone] = "train"
-    ok = frame[(frame.status == "ok") & ~alone]
+    kept = frame[(frame.status == "ok") & ~alone]
+    key = kept.sha256 if "sha256" in kept else kept.id  # a copy follows the first file of its content
+    first = kept.loc[~key.duplicated()]
+    split[first.index] = _stratified(first, proportions, seed)
+    split[kept.index] = key.map(dict(zip(key[first.index], split[first.index])))
+    return split
+
+
+def _stratified(ok: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
+    split = pd.Series("", index=ok.index)
     counts = ok.label.value_counts()
     stratify_ok = counts.min() >= 3 if len(counts) else False
     rest_frac = proportions["valid"] + proportions["test"]
