@@ -196,6 +196,31 @@ def test_near_duplicates_by_embedding_cosine(dirty, tmp_path):
     assert removed.loc["train/pen/pen_00_copy.png", "detail"].startswith("cosine")
 
 
+def test_copies_with_different_labels_are_each_a_label_conflict_naming_the_other():
+    from specimen.clean.duplicates import exact_duplicates
+
+    index = pd.DataFrame(
+        {
+            "id": ["train/a/1.png", "train/b/1.png", "valid/a/2.png", "train/a/2.png", "test/a/3.png", "test/b/9.png"],
+            "split": ["train", "train", "valid", "train", "test", "test"],
+            "label": ["a", "b", "a", "a", "a", "b"],
+            "sha256": ["x", "x", "y", "y", "z", "w"],
+        }
+    )
+    out = exact_duplicates(index).set_index("id")
+    assert out.reason.to_dict() == {
+        "train/a/1.png": "label_conflict",
+        "train/b/1.png": "label_conflict",
+        "valid/a/2.png": "leak",
+    }
+    assert out.twin.to_dict() == {
+        "train/a/1.png": "train/b/1.png",
+        "train/b/1.png": "train/a/1.png",
+        "valid/a/2.png": "train/a/2.png",
+    }
+    assert out.detail["train/b/1.png"] == "same sha256, labelled a, b"
+
+
 def cloud(rng, centre, n, dims=16):
     return rng.normal(centre, 0.05, (n, dims))
 

@@ -1,7 +1,9 @@
 """Copies: exact (the same sha256) and near (pHash within a few bits and thumbnails that correlate,
 or neighbours in the embedding at least `cosine` similar). Of each group of copies the one in the
 earliest split (train, valid, test; then by id) is kept; a copy in the same split is a
-``duplicate`` / ``near_duplicate``, one in a later split a ``leak`` / ``near_leak``.
+``duplicate`` / ``near_duplicate``, one in a later split a ``leak`` / ``near_leak``. Files with the
+same content but different labels cannot both be right, and which is cannot be told: every one of
+them is a ``label_conflict``, its twin another of them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pandas as pd
 from specimen.clean.neighbours import WORKING_BYTES, nearest
 
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
-DUPLICATE_REASONS = ("duplicate", "leak", "near_duplicate", "near_leak")
+DUPLICATE_REASONS = ("duplicate", "leak", "near_duplicate", "near_leak", "label_conflict")  # shown with their twin
 NEAR_NEIGHBOURS = 10  # embedding near copies are looked for among each image's 10 nearest
 
 
@@ -47,7 +49,28 @@ def exact_duplicates(index: pd.DataFrame) -> pd.DataFrame:
     groups = index.groupby("sha256", sort=False).ngroup().to_numpy()
     sizes = np.bincount(groups)
     groups = np.where(sizes[groups] > 1, groups, -1)
-    return _copies(index, groups, "exact", 1.0, "same sha256")
+    conflict = (index.groupby(groups).label.transform("nunique") > 1).to_numpy() & (groups >= 0)
+    copies = _copies(index, np.where(conflict, -1, groups), "exact", 1.0, "same sha256")
+    return pd.concat([copies, label_conflicts(index[conflict], groups[conflict])], ignore_index=True)
+
+
+def label_conflicts(rows: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
+    """Every file of a group with one content and several labels, its twin the next of them (by
+    keeper order, the last's the first), the labels in the detail."""
+    if rows.empty:
+        return pd.DataFrame(columns=["id", "reason", "score", "twin", "detail"])
+    frame = rows.assign(_g=groups, _rank=_keeper_order(rows)).sort_values(["_g", "_rank"])
+    twin = frame.groupby("_g").id.transform(lambda ids: np.roll(ids.to_numpy(), -1))
+    labels = frame.groupby("_g").label.transform(lambda ls: ", ".join(sorted(set(ls))))
+    return pd.DataFrame(
+        {
+            "id": frame.id,
+            "reason": "label_conflict",
+            "score": 1.0,
+            "twin": twin,
+            "detail": "same sha256, labelled " + labels,
+        }
+    )
 
 
 def _components(n: int, pairs: np.ndarray) -> np.ndarray:
