@@ -46,11 +46,12 @@ def test_the_keras_backup_internals_are_there_and_a_missing_one_is_named(monkeyp
 def test_cleanvisions_properties_are_found_and_a_move_is_named(monkeypatch):
     from specimen.clean import quality
 
-    brightness, entropy, blurriness = quality.cleanvision_properties()
-    assert [c.__name__ for c in (brightness, entropy, blurriness)] == [
+    assert [c.__name__ for c in quality.cleanvision_properties()] == [
         "BrightnessProperty",
         "EntropyProperty",
         "BlurrinessProperty",
+        "ColorSpaceProperty",
+        "SizeProperty",
     ]
     monkeypatch.setattr(quality, "CLEANVISION_PROPERTIES", "cleanvision.moved_elsewhere")
     with pytest.raises(

@@ -125,9 +125,10 @@ def test_every_image_is_accounted_for_in_the_outputs(dirty, tmp_path):
     assert summary["per_split"]["valid"]["removed"] == {"near_leak": 1, "outlier": 1}  # night.png
     # flags: named in scores.csv (and index.csv for kept images), counted in the summary
     assert scores.set_index("id")["flags"]["valid/pen/night.png"] == "dark"
-    assert scores.set_index("id")["flags"]["train/pencil/strip.png"] == "odd_aspect_ratio"
-    assert set(kept["flags"]) <= {"", "dark", "odd_aspect_ratio"}
-    assert summary["flagged_by_kind"] == {"dark": 1, "odd_aspect_ratio": 1}
+    # the strip: 144 x 40 among pages of one size, so odd in shape and in size (cleanvision's IQR of sqrt(area))
+    assert scores.set_index("id")["flags"]["train/pencil/strip.png"] == "odd_aspect_ratio;odd_size"
+    assert set(kept["flags"]) <= {"", "dark", "odd_aspect_ratio;odd_size"}
+    assert summary["flagged_by_kind"] == {"dark": 1, "odd_aspect_ratio": 1, "odd_size": 1}
     # a score for every image, removed or not
     assert scores.set_index("id").loc["train/pen/noise.png", "outlier_score"] > kept.outlier_score.max()
     assert scores[["dark_score", "low_information_score", "phash"]].notna().all().all()
@@ -166,6 +167,40 @@ def gallery_entries(png, processed) -> list[tuple[str, str]]:
         if twin:
             assert any(ty == y and tx > x for y, x in at for ty, tx in drawn_at(twin)), (image_id, twin)
     return [tuple(e) for e in entries]
+
+
+def test_grayscale_and_odd_size_agree_with_cleanvisions_imagelab_on_the_files(tmp_path):
+    """cleanvision's own Imagelab, on the source files, against clean's scores of the same images:
+    grey files (mode L; and an RGB file whose channels are equal, which cleanvision calls colour)
+    and files far from the usual size."""
+    from cleanvision import Imagelab
+
+    from .test_stages import class_folder_dataset, shape_image
+
+    root = class_folder_dataset(tmp_path / "shapes", per_class=8)
+    save(root / "disc/grey.png", shape_image("disc", seed=20).convert("L"))
+    save(root / "square/grey_as_rgb.png", shape_image("square", seed=21).convert("L").convert("RGB"))
+    save(root / "square/huge.png", shape_image("square", size=(400, 300), seed=22))
+    save(root / "disc/tiny.png", shape_image("disc", size=(8, 6), seed=23))
+    extract(raw_from_folder(tmp_path, root), tmp_path / "extracted", 100)
+    ingest(tmp_path / "extracted", tmp_path / "interim", {"train": 0.6, "valid": 0.2, "test": 0.2}, seed=0)
+    preprocess(tmp_path / "interim/manifest.csv", tmp_path / "extracted", tmp_path / "processed",
+               {"size": [32, 32], "resize": "pad", "color": "rgb"}, 64)  # fmt: skip
+    embed(tmp_path / "processed", tmp_path / "features.npz", "histogram")
+    clean(tmp_path / "processed", tmp_path / "features.npz", tmp_path / "clean", clean_params(), seed=0)
+    ours = pd.read_csv(tmp_path / "clean/scores.csv", keep_default_na=False).set_index("id")
+
+    files = sorted((tmp_path / "extracted").rglob("*.png"))
+    lab = Imagelab(filepaths=[str(f) for f in files])
+    lab.find_issues({"grayscale": {}, "odd_size": {}}, n_jobs=1, verbose=False)
+    theirs = lab.issues.set_axis([f.relative_to(files[0].parents[1]).as_posix() for f in files])
+    assert sorted(ours.index) == sorted(theirs.index)
+    np.testing.assert_allclose(ours.odd_size_score.reindex(theirs.index), theirs.odd_size_score, atol=1e-6)
+    flagged = {i for i, f in ours["flags"].items() if "odd_size" in f}
+    assert flagged == set(theirs.index[theirs.is_odd_size_issue]) == {"square/huge.png", "disc/tiny.png"}
+    grey = {i for i, f in ours["flags"].items() if "grayscale" in f}
+    assert set(theirs.index[theirs.is_grayscale_issue]) == {"disc/grey.png"}
+    assert grey == {"disc/grey.png", "square/grey_as_rgb.png"}  # the same pixels, whatever the file's mode
 
 
 def test_quality_actions_remove_flag_or_ignore(dirty, tmp_path):

@@ -9,8 +9,9 @@ is the one reported:
    and, with ``cosine``, pairs among each image's nearest neighbours at least that similar in the
    embedding. Copies come first so that a copy is reported as one, beside the image it copies.
 3. image quality (``quality``): cleanvision's properties and scores (dark, light, blurry,
-   low_information, odd_aspect_ratio), computed by cleanvision's own code on each processed
-   image's unpadded pixels (aspect ratio on the source file's size). A score below the threshold
+   low_information, odd_aspect_ratio, grayscale, odd_size), computed by cleanvision's own code on
+   each processed image's unpadded pixels (aspect ratio and size on the source file's size;
+   grayscale: one channel, or three equal ones, where cleanvision asks for a file of mode L). A score below the threshold
    is the issue; per kind the image is removed, flagged (kept, named in ``flags``) or not checked.
 4. outliers (``outliers``) over the embed features: ``knn`` is cleanlab's rule, the mean cosine
    distance to the k nearest images, flagged above Q3 + iqr_factor * IQR of those scores; ``lof``

@@ -17,21 +17,28 @@ from tqdm import tqdm
 from specimen import SpecimenError
 from specimen.shards import Shards
 
-QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio")
+QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio", "grayscale", "odd_size")
 THUMB = 32
 CLEANVISION_PROPERTIES = "cleanvision.issue_managers.image_property"
 
 
 def cleanvision_properties():
-    """(BrightnessProperty, EntropyProperty, BlurrinessProperty): cleanvision's own code for its
-    properties and scores, which it exposes through its Imagelab only, over files on disk."""
+    """(BrightnessProperty, EntropyProperty, BlurrinessProperty, ColorSpaceProperty, SizeProperty):
+    cleanvision's own code for its properties and scores, which it exposes through its Imagelab
+    only, over files on disk."""
     import importlib
 
     import cleanvision
 
     try:
         module = importlib.import_module(CLEANVISION_PROPERTIES)
-        return module.BrightnessProperty, module.EntropyProperty, module.BlurrinessProperty
+        return (
+            module.BrightnessProperty,
+            module.EntropyProperty,
+            module.BlurrinessProperty,
+            module.ColorSpaceProperty,
+            module.SizeProperty,
+        )
     except (ImportError, AttributeError) as e:
         raise SpecimenError(
             f"cleanvision {cleanvision.__version__}: {e}; specimen.clean.quality reads its image "
@@ -44,7 +51,7 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
     import imagehash
     from PIL import Image
 
-    BrightnessProperty, EntropyProperty, BlurrinessProperty = cleanvision_properties()
+    BrightnessProperty, EntropyProperty, BlurrinessProperty, _, _ = cleanvision_properties()
 
     props = [BrightnessProperty("dark"), EntropyProperty(), BlurrinessProperty()]
     raws, hashes = [], np.zeros(len(index), dtype=np.uint64)
@@ -56,7 +63,9 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
             for (y0, x0, y1, x1), img in zip(rows[["y0", "x0", "y1", "x1"]].to_numpy(), images):
                 pixels = np.ascontiguousarray(img[y0:y1, x0:x1])
                 pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-                raw = {}
+                # cleanvision's grayscale is a file of mode L: here, pixels with one channel or three equal
+                grey = pixels.shape[2] == 1 or bool((pixels[..., 1:] == pixels[..., :1]).all())
+                raw = {"color_space": "L" if grey else "RGB"}
                 for prop in props:
                     raw.update(prop.calculate(pil))
                 raws.append(raw)
@@ -69,12 +78,13 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
     raw = pd.DataFrame(raws, index=index.index)
     w, h = index["width"].astype(float), index["height"].astype(float)
     raw["aspect_ratio"] = np.minimum(w / h, h / w)
+    raw["size"] = np.sqrt(w) * np.sqrt(h)  # cleanvision's size: the square root of the source's area
     return raw, hashes, thumbs
 
 
 def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
     """cleanvision's score per issue kind (lower is worse), from its own get_scores."""
-    BrightnessProperty, EntropyProperty, BlurrinessProperty = cleanvision_properties()
+    BrightnessProperty, EntropyProperty, BlurrinessProperty, ColorSpaceProperty, SizeProperty = cleanvision_properties()
 
     dark = BrightnessProperty("dark").get_scores(raw, "dark")["dark_score"]
     light = BrightnessProperty("light").get_scores(raw, "light")["light_score"]
@@ -89,6 +99,8 @@ def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
             "blurry": blurry,
             "low_information": info,
             "odd_aspect_ratio": raw["aspect_ratio"],
+            "grayscale": ColorSpaceProperty().get_scores(raw, "grayscale")["grayscale_score"],
+            "odd_size": SizeProperty().get_scores(raw, "odd_size")["odd_size_score"],
         },
         index=raw.index,
     )
