@@ -4,6 +4,7 @@ with a Kaggle CSV, JSON-lines files, a CSV with two label columns; and the prese
 import json
 import math
 import re
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -20,10 +21,17 @@ COLOURS = [(200, 30, 30), (30, 160, 40), (40, 60, 200), (220, 200, 40), (150, 40
 
 
 def image(path: Path, seed: int = 0, size=(24, 18), fmt=None) -> Path:
-    """A tiny real image whose colour depends on the seed (PNG or JPEG from the suffix)."""
+    """A tiny real image whose colour depends on the seed (PNG or JPEG from the suffix), its top
+    rows marked by its folder and name, so that no two files are copies (ingest splits copies together)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = fmt or ("PNG" if path.suffix.lower() == ".png" else "JPEG")
-    Image.new("RGB", size, COLOURS[seed % len(COLOURS)]).save(path, format=fmt)
+    im = Image.new("RGB", size, COLOURS[seed % len(COLOURS)])
+    mark = zlib.crc32(f"{path.parent.name}/{path.name}".encode())
+    for bit in range(32):  # 8 x 8 blocks, so that JPEG keeps them apart
+        if mark >> bit & 1:
+            x, y = 8 * (bit % max(1, size[0] // 8)), 8 * (bit // max(1, size[0] // 8))
+            im.paste((255, 255, 255), (x, y, x + 8, y + 8))
+    im.save(path, format=fmt)
     return path
 
 

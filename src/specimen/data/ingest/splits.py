@@ -50,6 +50,8 @@ def _stratified(ok: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
         split[rest_idx] = "valid"
     elif proportions["valid"] == 0:
         split[rest_idx] = "test"
+    elif len(rest_idx) < 2:  # one image left for valid and test: the test split needs it more
+        split[rest_idx] = "test"
     else:
         rest = ok.loc[rest_idx]
         strat = rest.label if stratify_ok and rest.label.value_counts().min() >= 2 else None
