@@ -40,7 +40,7 @@ def report(
     clean_dir: Path,
     raw: Path,
     out_dir: Path,
-    summary_paths: Path | list[Path],
+    summary_paths: list[Path],
     baselines: Path | None = None,
     explain: Path | None = None,
 ) -> dict:
@@ -76,7 +76,7 @@ def report(
             "comparison": str(out_dir / "comparison.csv"),
         },
     }
-    for path in [summary_paths] if isinstance(summary_paths, (str, Path)) else summary_paths:
+    for path in summary_paths:
         write_json(path, summary)  # the same bytes at each (results/all too, its old name, until 0.3)
     return summary
 

@@ -27,7 +27,7 @@ def assign_splits(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Serie
     alone = alone_in_class(frame)
     split[alone] = "train"
     kept = frame[(frame.status == "ok") & ~alone]
-    key = kept.sha256 if "sha256" in kept else kept.id  # a copy follows the first file of its content
+    key = kept.sha256  # a copy follows the first file of its content
     first = kept.loc[~key.duplicated()]
     split[first.index] = _stratified(first, proportions, seed)
     split[kept.index] = key.map(dict(zip(key[first.index], split[first.index])))
