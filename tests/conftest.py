@@ -25,6 +25,16 @@ def training_command(stage: str, params: Path, model: str, tiny: Path, out: Path
     ] + (["--work", str(work)] if work is not None else [])  # fmt: skip
 
 
+def model_command(stage: str, params: Path, model_dir: Path, tiny: Path, out: Path) -> list:
+    """The arguments of `specimen evaluate|explain|autoencoder` (after `specimen`): a trained model's
+    folder and a tiny dataset made by tests.test_train_evaluate.tiny_data."""
+    return [
+        stage, "--params", str(params), str(model_dir),
+        "--data", str(tiny / "processed"), "--index", str(tiny / "clean/index.csv"),
+        "--classes", str(tiny / "interim/classes.json"), "--out", str(out),
+    ]  # fmt: skip
+
+
 class Killed(BaseException):
     """Stands for a SIGKILL at one exact point of a test (Keras and KerasTuner catch Exception, not this)."""
 

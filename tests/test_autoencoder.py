@@ -14,7 +14,7 @@ from PIL import Image
 from specimen import SpecimenError
 from specimen.tools.autoencoder import GAP, autoencoder, scale_for
 from specimen.train.models import load
-from tests.conftest import run
+from tests.conftest import model_command, run
 from tests.test_cli import params_with
 from tests.test_train_evaluate import TRAIN, tiny_data, train_tiny
 
@@ -140,21 +140,7 @@ def test_an_unknown_class_is_a_one_line_error(made, tmp_path):
         run_autoencoder(tmp, "ae/zebra", **{"class": "zebra"})
     params = params_with(tmp_path, lambda p: p["autoencoder"].update({"class": "zebra"}))
     proc = run(
-        [
-            BIN / "specimen",
-            "autoencoder",
-            "--params",
-            str(params),
-            str(tmp / "models/small_cnn"),
-            "--data",
-            str(tmp / "processed"),
-            "--index",
-            str(tmp / "clean/index.csv"),
-            "--classes",
-            str(tmp / "interim/classes.json"),
-            "--out",
-            str(tmp_path / "zebra"),
-        ],
+        [BIN / "specimen", *model_command("autoencoder", params, tmp / "models/small_cnn", tmp, tmp_path / "zebra")],
         tmp_path,
         check=False,
     )

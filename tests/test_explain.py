@@ -12,7 +12,7 @@ from PIL import Image
 from specimen import cli
 from specimen.report.explain import activation_maximisation, feature_maps, gradcam, last_conv_layer, noise
 from specimen.train.inputs import split_rows
-from tests.conftest import ROOT
+from tests.conftest import ROOT, model_command
 from tests.test_train_evaluate import tiny_data
 
 SIDE, PATCH = 24, 5  # the patch dataset: grey noise images, half with a bright square
@@ -116,20 +116,7 @@ def specimen_model(tmp_path_factory):
 
 
 def explain_args(tmp, model_dir, params):
-    return [
-        "explain",
-        str(model_dir),
-        "--data",
-        str(tmp / "processed"),
-        "--index",
-        str(tmp / "clean/index.csv"),
-        "--classes",
-        str(tmp / "interim/classes.json"),
-        "--out",
-        str(tmp / "explain/small_cnn"),
-        "--params",
-        str(params),
-    ]
+    return model_command("explain", params, model_dir, tmp, tmp / "explain/small_cnn")
 
 
 def png(path):
