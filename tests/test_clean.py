@@ -69,6 +69,7 @@ def dirty(tmp_path_factory):
     images["train/pen/noise.png"] = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)  # outlier
     images["valid/pen/night.png"] = (page(rng) * 0.25).astype(np.uint8)  # dark
     images["train/pencil/strip.png"] = cv2.resize(page(rng, ink=(72, 72, 82)), (144, 40))  # odd aspect ratio
+    images["test/pencil/blank.png"] = np.full((40, 40, 3), (60, 60, 180), np.uint8)  # unusable in any split
     for name, img in images.items():
         save(root / name, Image.fromarray(img))
     extract(raw_from_folder(tmp, root), tmp / "extracted", 100)
@@ -99,16 +100,34 @@ def test_every_fault_is_removed_with_its_reason_and_twin(dirty, tmp_path):
         "valid/pencil/pencil_02_bright.png": ("near_leak", "train/pencil/pencil_02.png"),
         "train/pen/pen_03_small.png": ("near_duplicate", "train/pen/pen_03.png"),
         "train/pencil/blank.png": ("low_information", ""),
-        "train/pen/noise.png": ("outlier", ""),
-        "valid/pen/night.png": ("outlier", ""),  # dark is only flagged by default; the outlier step removes it
+        "test/pencil/blank.png": ("low_information", ""),  # unusable: removed from test too
     }
     for image_id, (reason, twin) in expect.items():
         assert (removed.loc[image_id, "reason"], removed.loc[image_id, "twin"]) == (reason, twin), image_id
-    # anything else is an outlier by the IQR rule, which always cuts the tail: a few of the images at most
-    tmp, n_images = dirty
-    others = removed.drop(index=list(expect))
-    assert set(others.reason) <= {"outlier"} and len(others) <= 0.05 * n_images, (n_images, others)
+    # with colour histograms an outlier is flagged, not removed (outliers.action auto): nothing else goes
+    assert sorted(removed.index) == sorted(expect)
     assert removed.loc["train/pen/pen_03_small.png", "detail"].startswith("phash")
+    kept = pd.read_csv(tmp_path / "clean/index.csv", keep_default_na=False).set_index("id")
+    assert kept["flags"]["train/pen/noise.png"] == "outlier"
+    assert kept["flags"]["valid/pen/night.png"] == "dark;outlier"
+    assert summary["outliers"] == {"action": "flag", "holdout": "flag"}
+
+
+def test_valid_and_test_only_lose_copies_and_unusable_images(dirty, tmp_path):
+    """Outliers removed in train (as with a learnt embedding) are flagged in valid and test, and so are
+    removable quality hits; holdout: same acts there as in train."""
+    changes = {"outliers.action": "remove", "quality.dark.action": "remove"}
+    summary, removed = run_clean(dirty, tmp_path / "a", **changes)
+    kept = pd.read_csv(tmp_path / "a/index.csv", keep_default_na=False).set_index("id")
+    assert removed.loc["train/pen/noise.png", "reason"] == "outlier"
+    assert "valid/pen/night.png" not in removed.index and kept["flags"]["valid/pen/night.png"] == "dark;outlier"
+    holdout = removed[removed.split != "train"]
+    assert set(holdout.reason) == {"leak", "near_leak", "low_information"}, holdout
+    summary, removed = run_clean(dirty, tmp_path / "b", holdout="same", **changes)
+    assert removed.loc["valid/pen/night.png", "reason"] == "dark"
+    summary, removed = run_clean(dirty, tmp_path / "c", unusable=[], holdout="flag")
+    assert "test/pencil/blank.png" not in removed.index  # no longer unusable: flagged there
+    assert removed.loc["train/pencil/blank.png", "reason"] == "low_information"
 
 
 def test_every_image_is_accounted_for_in_the_outputs(dirty, tmp_path):
@@ -121,16 +140,17 @@ def test_every_image_is_accounted_for_in_the_outputs(dirty, tmp_path):
     assert set(kept.id).isdisjoint(removed.index)
     assert summary["removed_by_reason"] == removed.reason.value_counts().to_dict()
     assert sum(c["after"] for c in summary["per_class"].values()) == len(kept) == summary["kept"]
-    assert summary["per_split"]["test"]["removed"] == {"leak": 1}
-    assert summary["per_split"]["valid"]["removed"] == {"near_leak": 1, "outlier": 1}  # night.png
+    assert summary["per_split"]["test"]["removed"] == {"leak": 1, "low_information": 1}
+    assert summary["per_split"]["valid"]["removed"] == {"near_leak": 1}
     # flags: named in scores.csv (and index.csv for kept images), counted in the summary
-    assert scores.set_index("id")["flags"]["valid/pen/night.png"] == "dark"
+    assert scores.set_index("id")["flags"]["valid/pen/night.png"] == "dark;outlier"
     # the strip: 144 x 40 among pages of one size, so odd in shape and in size (cleanvision's IQR of sqrt(area))
     assert scores.set_index("id")["flags"]["train/pencil/strip.png"] == "odd_aspect_ratio;odd_size"
-    assert set(kept["flags"]) <= {"", "dark", "odd_aspect_ratio;odd_size"}
-    assert summary["flagged_by_kind"] == {"dark": 1, "odd_aspect_ratio": 1, "odd_size": 1}
+    assert set(kept["flags"]) <= {"", "outlier", "dark;outlier", "odd_aspect_ratio;odd_size"}
+    assert summary["flagged_by_kind"] == {"dark": 1, "odd_aspect_ratio": 1, "odd_size": 1, "outlier": 2}
     # a score for every image, removed or not
-    assert scores.set_index("id").loc["train/pen/noise.png", "outlier_score"] > kept.outlier_score.max()
+    others = kept[kept.id != "train/pen/noise.png"]
+    assert scores.set_index("id").loc["train/pen/noise.png", "outlier_score"] > others.outlier_score.max()
     assert scores[["dark_score", "low_information_score", "phash"]].notna().all().all()
     assert scores.set_index("id").reason["train/pen/pen_00_copy.png"] == "duplicate"
     # pictures for people: one gallery per reason, and the class counts
@@ -204,14 +224,15 @@ def test_grayscale_and_odd_size_agree_with_cleanvisions_imagelab_on_the_files(tm
 
 
 def test_quality_actions_remove_flag_or_ignore(dirty, tmp_path):
-    _, removed = run_clean(dirty, tmp_path / "a", **{"quality.dark.action": "remove"})
+    _, removed = run_clean(dirty, tmp_path / "a", holdout="same", **{"quality.dark.action": "remove"})
     assert removed.loc["valid/pen/night.png", "reason"] == "dark"
     assert removed.loc["valid/pen/night.png", "score"] < 0.32
     summary, removed = run_clean(
         dirty, tmp_path / "b", **{"quality.low_information.action": "off", "quality.dark.action": "off"}
     )
     assert "dark" not in summary["flagged_by_kind"]
-    assert removed.loc["train/pencil/blank.png", "reason"] == "outlier"  # the outlier step still sees it
+    kept = pd.read_csv(tmp_path / "b/index.csv", keep_default_na=False).set_index("id")
+    assert "outlier" in kept["flags"]["train/pencil/blank.png"]  # the outlier step still sees it
 
 
 def test_duplicate_detection_can_be_switched_off(dirty, tmp_path):
@@ -266,7 +287,7 @@ def test_knn_is_cleanlabs_rule():
 
     rng = np.random.default_rng(0)
     x = np.abs(np.vstack([cloud(rng, 1.0, 80), [np.r_[np.ones(8) * 3, np.zeros(8)]]]))
-    score, flags = outliers(x, {"method": "knn", "k": 5, "iqr_factor": 1.7}, seed=0)
+    score, flags = outliers(x, {"method": "knn", "k": 5, "iqr_factor": 1.7, "min_ratio": 0}, seed=0)
     # cleanlab's own score is exp(-d / scale) of d, the mean cosine distance to the k nearest others
     ood = OutOfDistribution(params={"k": 5})
     theirs = ood.fit_score(features=x)
@@ -276,6 +297,20 @@ def test_knn_is_cleanlabs_rule():
     d, threshold = -np.log(theirs) * ood.params["scaling_factor"], 1 / 2.7
     np.testing.assert_array_equal(flags, d > np.percentile(d, 75) + (1 / threshold - 1) * iqr(d))
     assert flags[-1]
+
+
+def test_knn_says_none_where_no_image_is_far_from_the_rest():
+    """The IQR fence alone always cuts the tail; min_ratio (times the median score) lets the rule
+    find nothing in a set of ordinary images, and still find the one far point."""
+    rng = np.random.default_rng(0)
+    ordinary = np.abs(cloud(rng, 1.0, 200))
+    params = {"method": "knn", "k": 5, "iqr_factor": 1.7}
+    _, tail = outliers(ordinary, {**params, "min_ratio": 0}, seed=0)
+    score, none = outliers(ordinary, {**params, "min_ratio": 3}, seed=0)
+    assert tail.sum() >= 1 and none.sum() == 0 and score.max() < 3 * np.median(score)
+    far = np.vstack([ordinary, [np.r_[np.ones(8) * 3, np.zeros(8)]]])
+    score, found = outliers(far, {**params, "min_ratio": 3}, seed=0)
+    assert found.tolist() == [False] * 200 + [True]
 
 
 @pytest.mark.parametrize("method", ["lof", "isolation_forest"])
@@ -292,7 +327,7 @@ def test_class_scope_finds_an_image_far_from_its_own_class():
     x = np.abs(np.vstack([rng.normal(a, 0.05, (40, 16)), rng.normal(b, 0.05, (40, 16))]))
     labels = np.array(["a"] * 40 + ["b"] * 40)
     labels[0] = "b"  # an "a" picture filed under b: close to many images, far from its class
-    params = {"method": "knn", "k": 5, "iqr_factor": 1.7}
+    params = {"method": "knn", "k": 5, "iqr_factor": 1.7, "min_ratio": 3}
     _, _, flagged = outlier_scores(x, labels, {**params, "scope": "all"}, 0)
     assert not flagged[0]
     overall, by_class, flagged = outlier_scores(x, labels, {**params, "scope": "class"}, 0)
@@ -358,4 +393,7 @@ def test_cli_reports_what_was_removed_in_one_line(dirty, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
-    assert "kept; removed: duplicate 1" in last and "flagged: dark 1" in last
+    assert last.startswith(
+        "specimen clean: 95 of 101 images kept; removed: duplicate 1, leak 1, low_information 2, near_duplicate 1, "
+        "near_leak 1; flagged: dark 1, odd_aspect_ratio 1, odd_size 1, outlier 2; labels: 0 likely wrong (see "
+    ), last

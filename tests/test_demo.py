@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections import Counter
 
@@ -96,8 +97,33 @@ def test_counts_imbalance_and_splits(demo):
     for label in truth["classes"]:
         for split in ("train", "valid", "test"):
             assert (split, label) in present
-    for kind in ("corrupt", "non_image", "foreign", "blank", "noise", *DUPLICATE_KINDS, *FORMAT_VARIANTS):
+    for kind in (
+        "corrupt",
+        "non_image",
+        "foreign",
+        "blank",
+        "noise",
+        "mislabelled",
+        *DUPLICATE_KINDS,
+        *FORMAT_VARIANTS,
+    ):
         assert kinds[kind] >= 1, kind
+
+
+def test_mislabelled_digits_are_filed_under_another_digit(demo):
+    """Each planted wrong label is a training image whose folder is not the digit it shows, and
+    the zip holds nothing that gives it away (its name is like any other image's)."""
+    wrong = _of_kind(demo, "mislabelled")
+    assert len(wrong) == 16
+    from sklearn.datasets import load_digits
+
+    targets = load_digits().target
+    for f in wrong:
+        assert f["split"] == "train" and f["label"] != f["true_label"]
+        assert f["true_label"] == str(targets[f["source_index"]])
+        assert re.fullmatch(r"train/\d/img_\d{5}\.(jpg|png)", f["path"]), f["path"]
+    names = [i.filename for i in demo["infos"]]
+    assert not any("mislabel" in name or "truth" in name for name in names)
 
 
 def test_source_digits_used_at_most_once(demo):

@@ -62,3 +62,21 @@ class Shards:
             for name in set(self._maps) - set(rows["shard"]):
                 del self._maps[name]
             yield rows, self.get(rows["shard"], rows["offset"])
+
+
+def pixel_vectors(processed: Path, rows, size, batch_size: int = 512) -> np.ndarray:
+    """(n, h*w) float32 in 0..1: each of `rows` (an index with shard and offset) resized (INTER_AREA) to
+    `size` [h, w], grey, flattened: the pixel thumbnails the baselines and the label check use."""
+    import cv2
+
+    h, w = size
+    out = np.empty((len(rows), h * w), np.float32)
+    shards, n = Shards(Path(processed) / "shards"), 0
+    for _, images in shards.batches(rows, batch_size):
+        for image in images:
+            small = cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=cv2.INTER_AREA)
+            if small.ndim == 3:  # rgb (a one-channel image comes back 2-D from cv2.resize)
+                small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+            out[n] = small.reshape(-1) / np.float32(255)
+            n += 1
+    return out

@@ -38,6 +38,12 @@ rule clean:
             labels={"table": "removed images"},
         ),
         scores="data/clean/scores.csv",
+        label_issues=report(
+            "data/clean/label_issues.csv",
+            caption="../report/label_issues.rst",
+            category="Data",
+            labels={"table": "label issues"},
+        ),
         summary="data/clean/summary.json",
         counts=report(
             "data/clean/class_counts.png",
@@ -50,7 +56,7 @@ rule clean:
             patterns=["{name}.png"],
             caption="../report/removed_gallery.rst",
             category="Data",
-            labels={"figure": "removed: {name}"},
+            labels={"figure": "gallery: {name}"},
         ),
     log:
         "logs/clean.log",

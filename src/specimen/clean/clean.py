@@ -47,12 +47,24 @@ import pandas as pd
 from specimen import SpecimenError, figures
 from specimen.artefacts import atomic_dir, write_csv, write_json
 from specimen.clean.duplicates import SPLIT_ORDER, exact_duplicates, near_duplicates
-from specimen.clean.gallery import write_galleries
+from specimen.clean.gallery import write_galleries, write_label_gallery
+from specimen.clean.labels import label_issues
 from specimen.clean.neighbours import comparable, pinned_threads
 from specimen.clean.outliers import outlier_scores
 from specimen.clean.quality import QUALITY, image_properties, quality_scores
+from specimen.shards import pixel_vectors
 
 REMOVED_COLUMNS = ["id", "split", "label", "reason", "score", "twin", "detail"]
+HOLDOUT = ("valid", "test")
+LEARNT_FREE = ("histogram",)  # features that describe colour, not what a photo shows
+
+
+def outliers_action(params: dict, extractor: str) -> str:
+    """What an outlier in train becomes: ``auto`` flags with colour histograms (an unusual colour
+    is no reason to drop a photo) and removes with a learnt embedding (clip, vgg16...)."""
+    if params["action"] != "auto":
+        return params["action"]
+    return "flag" if extractor in LEARNT_FREE else "remove"
 
 
 def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, seed: int) -> dict:
@@ -87,42 +99,56 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
         vectors = comparable(features[rows], extractor) if params["duplicates"]["cosine"] is not None else None
         with pinned_threads():
             remove(near_duplicates(index.iloc[rows], hashes[rows], thumbs[rows], vectors, params["duplicates"]))
-    # 2. image quality
+    # what each rule may remove where: in valid and test (holdout: flag) only what no split keeps
+    holdout = index.split.isin(HOLDOUT).to_numpy()
     flags = pd.Series("", index=index.index, dtype=object)
+
+    def flag(mask: np.ndarray, kind: str) -> None:
+        flags[mask] = flags[mask] + np.where(flags[mask] == "", "", ";") + kind
+
+    def removable(action: str, unusable: bool = False) -> np.ndarray:
+        if action != "remove":
+            return np.zeros(n, dtype=bool)
+        return np.ones(n, dtype=bool) if unusable or params["holdout"] == "same" else ~holdout
+
+    # 2. image quality
     for kind in QUALITY:
         check = params["quality"][kind]
         if check["action"] == "off":
             continue
-        hit = quality[kind] < check["threshold"]
-        if check["action"] == "flag":
-            flags[hit] = flags[hit] + np.where(flags[hit] == "", "", ";") + kind
-        else:
-            live = hit & ~gone
-            remove(
-                pd.DataFrame(
-                    {
-                        "id": index.id[live],
-                        "reason": kind,
-                        "score": quality[kind][live],
-                        "twin": "",
-                        "detail": f"{kind} score < {check['threshold']}",
-                    }
-                )
+        hit = (quality[kind] < check["threshold"]).to_numpy()
+        out = hit & removable(check["action"], kind in params["unusable"])
+        flag(hit & ~out, kind)
+        live = out & ~gone
+        remove(
+            pd.DataFrame(
+                {
+                    "id": index.id[live],
+                    "reason": kind,
+                    "score": quality[kind][live],
+                    "twin": "",
+                    "detail": f"{kind} score < {check['threshold']}",
+                }
             )
+        )
     # 3. outliers, among the images left
     rows = left()
     overall, by_class = np.full(n, np.nan), np.full(n, np.nan)
+    outlier_action = outliers_action(params["outliers"], extractor)
     if params["outliers"]["method"] != "none" and len(rows) > 2:
         with pinned_threads():
             o, c, flagged = outlier_scores(
                 comparable(features[rows], extractor), index.label.to_numpy()[rows], params["outliers"], seed
             )
         overall[rows], by_class[rows] = o, c
-        out = rows[flagged]
+        hit = np.zeros(n, dtype=bool)
+        hit[rows[flagged]] = True
+        out = hit & removable(outlier_action)
+        flag(hit & ~out, "outlier")
         remove(
             pd.DataFrame(
                 {
-                    "id": index.id.to_numpy()[out],
+                    "id": index.id[out],
                     "reason": "outlier",
                     "score": np.fmax(overall[out], by_class[out]),
                     "twin": "",
@@ -130,6 +156,42 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
                 }
             )
         )
+    # 4. label issues, among the training images left
+    check = params["labels"]
+    issues = pd.DataFrame(columns=["id", "split", "label", "suggested_label", "confidence", "label_quality", "action"])
+    labels_done = {"checked": False, "why": "clean.labels.action is off"}
+    rows = np.flatnonzero(~gone & ~holdout & (index.split == "train").to_numpy())
+    if check["action"] != "off":
+        if check["input"] == "pixels":
+            vectors = pixel_vectors(processed, index.iloc[rows], check["pixels"])
+        else:
+            vectors = comparable(features[rows], extractor)
+        found, labels_done = label_issues(vectors, index.label.to_numpy()[rows], check, seed)
+        at = rows[found.position.to_numpy(dtype=int)]
+        issues = found.drop(columns="position").assign(
+            id=index.id.to_numpy()[at], split="train", label=index.label.to_numpy()[at], action=check["action"]
+        )[issues.columns]
+        hit = np.zeros(n, dtype=bool)
+        hit[at] = True
+        if check["action"] == "flag":
+            flag(hit, "label_issue")
+        elif check["action"] == "remove":
+            remove(
+                pd.DataFrame(
+                    {
+                        "id": issues.id,
+                        "reason": "label_issue",
+                        "score": 1 - issues.label_quality,
+                        "twin": "",
+                        "detail": [
+                            f"labelled {a}, looks like {b} ({c:.2f})"
+                            for a, b, c in issues[["label", "suggested_label", "confidence"]].itertuples(index=False)
+                        ],
+                    }
+                )
+            )
+        else:  # relabel: the kept index carries the suggestion; label_issues.csv and scores.csv the given label
+            flag(hit, "relabelled")
 
     removed = pd.concat(removed) if removed else pd.DataFrame(columns=["id", "reason", "score", "twin", "detail"])
     removed = removed.merge(index[["id", "split", "label"]], on="id").reindex(columns=REMOVED_COLUMNS)
@@ -137,6 +199,8 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     index["outlier_score"] = np.round(np.nan_to_num(np.fmax(overall, by_class), nan=0.0), 6)
     index["flags"] = flags
     kept = index[~index.id.isin(set(removed.id))]
+    if check["action"] == "relabel":
+        kept = kept.assign(label=kept.id.map(issues.set_index("id").suggested_label).fillna(kept.label))
     check_splits_left(index, kept, removed)
     scores = index[["id", "split", "label"]].assign(
         **{f"{k}_score": quality[k].round(6) for k in QUALITY},
@@ -147,8 +211,16 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
         reason=index.id.map(removed.set_index("id").reason).astype(object).fillna("kept"),
     )
     summary = summarise(index, removed, flags, extractor, params)
+    summary["outliers"] = {
+        "action": outlier_action,
+        "holdout": "flag" if params["holdout"] == "flag" else outlier_action,
+    }
+    summary["label_issues"] = labels_done
     with atomic_dir(out_dir / "gallery") as tmp:
         write_galleries(tmp, processed, index, removed)
+        if len(issues):
+            write_label_gallery(tmp, processed, index, issues, check["action"])
+    write_csv(out_dir / "label_issues.csv", issues)
     write_csv(out_dir / "scores.csv", scores)
     write_json(out_dir / "summary.json", summary)
     figures.save(figures.class_counts(index, kept, list(SPLIT_ORDER)), out_dir / "class_counts.png")
@@ -177,7 +249,8 @@ def summarise(index: pd.DataFrame, removed: pd.DataFrame, flags: pd.Series, extr
         return {str(k): int(v) for k, v in frame.groupby(key).size().items()}
 
     kept = index[~index.id.isin(set(removed.id))]
-    flag_counts = pd.Series([f for fs in flags if fs for f in fs.split(";")]).value_counts()
+    kept_flags = flags[~index.id.isin(set(removed.id))]  # a removed image's flags count for nothing
+    flag_counts = pd.Series([f for fs in kept_flags if fs for f in fs.split(";")]).value_counts()
     return {
         "features": extractor,
         "images": len(index),
@@ -185,6 +258,9 @@ def summarise(index: pd.DataFrame, removed: pd.DataFrame, flags: pd.Series, extr
         "removed": len(removed),
         "removed_by_reason": counts(removed, "reason"),
         "flagged_by_kind": {str(k): int(v) for k, v in flag_counts.sort_index().items()},
+        "flagged_per_split": {
+            s: int((kept_flags[index.split == s] != "").sum()) for s in SPLIT_ORDER if (index.split == s).any()
+        },
         "per_split": {
             s: {
                 "before": int((index.split == s).sum()),

@@ -1,7 +1,14 @@
-"""Outliers among the embed features: ``knn``, cleanlab's rule (the mean cosine distance to the k
-nearest images, above Q3 + iqr_factor * IQR of those scores), or scikit-learn's ``lof`` and
-``isolation_forest`` with ``contamination``; against every image (``scope: all``), its own class
-(``class``) or either (``both``)."""
+"""Outliers among the embed features: ``knn``, cleanlab's score (the mean cosine distance to the k
+nearest images) flagged above Q3 + iqr_factor * IQR of those scores (Datalab's rule) *and* above
+min_ratio times their median; or scikit-learn's ``lof`` and ``isolation_forest`` with
+``contamination``; against every image (``scope: all``), its own class (``class``) or either
+(``both``).
+
+The IQR fence alone always cuts the tail of the scores, whatever the data: on 6,899 real photos
+with no planted fault it flagged 3 %. The median ratio is what lets the rule say "none": a set
+whose most distant image is under min_ratio times as far from its neighbours as the typical image
+is has no outlier (hymenoptera's 398 photos: at most 2.8 times; the demo's planted photo crops and
+noise: 3.5 to 12.6 times, colour histograms). ``min_ratio: 0`` is the IQR rule alone."""
 
 from __future__ import annotations
 
@@ -23,7 +30,8 @@ def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray,
         return np.zeros(n), np.zeros(n, dtype=bool)
     if method == "knn":
         score = nearest(features, k)[0].mean(axis=1)
-        return score, score > iqr_threshold(score, params["iqr_factor"])
+        cut = max(iqr_threshold(score, params["iqr_factor"]), params["min_ratio"] * float(np.median(score)))
+        return score, score > cut
     if method == "lof":
         from sklearn import config_context
         from sklearn.neighbors import LocalOutlierFactor

@@ -23,8 +23,9 @@ def embed(p, args):
 
 @stage(
     "clean",
-    "remove duplicates, cross-split leaks, low-quality images and outliers: data/clean/ (index.csv, "
-    "removed.csv, scores.csv, summary.json, galleries)",
+    "remove duplicates, cross-split leaks and unusable images, flag (or remove) low-quality images, outliers "
+    "and likely wrong labels: data/clean/ (index.csv, removed.csv, label_issues.csv, scores.csv, summary.json, "
+    "galleries)",
     "specimen.clean.clean",
     arg("processed", type=Path, help="e.g. data/processed"),
     arg("features", type=Path, help="e.g. data/features/histogram.npz"),
@@ -36,9 +37,12 @@ def clean(p, args):
     s = clean(args.processed, args.features, args.out, p["clean"], p["seed"])
     reasons = ", ".join(f"{k} {v}" for k, v in s["removed_by_reason"].items()) or "none"
     flagged = ", ".join(f"{k} {v}" for k, v in s["flagged_by_kind"].items()) or "none"
+    labels = s["label_issues"]
+    checked = f"{labels['found']} likely wrong" if labels["checked"] else f"not checked ({labels['why']})"
     return (
-        f"{s['kept']} of {s['images']} images kept; removed: {reasons}; flagged: {flagged} "
-        f"(see {args.out / 'removed.csv'}, {args.out / 'summary.json'}, {args.out / 'gallery'})"
+        f"{s['kept']} of {s['images']} images kept; removed: {reasons}; flagged: {flagged}; labels: {checked} "
+        f"(see {args.out / 'removed.csv'}, {args.out / 'label_issues.csv'}, {args.out / 'summary.json'}, "
+        f"{args.out / 'gallery'})"
     )
 
 

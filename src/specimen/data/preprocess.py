@@ -212,7 +212,8 @@ def check_splits(manifest_path: Path, counts: dict) -> None:
     todo = {
         "train": "give the dataset training images (a train/ folder, or train rows in its labels file)",
         "test": "give the dataset test images (a test/ folder, or test rows in its labels file), or, without "
-        "split folders, a dataset.split.test above 0 and more images per class",
+        "split folders, a dataset.split.test above 0 and more images per class (with train and valid folders only: "
+        "dataset.merge_train_valid: true splits the test images off them)",
     }
     for split, stage in SPLIT_USERS.items():
         if not counts.get(split):

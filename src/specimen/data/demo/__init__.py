@@ -32,6 +32,8 @@ Planted faults (``kind`` in the truth file)
     foreign                 crops of sklearn's sample photos
     blank                   (almost) uniform colour images
     noise                   uniform random RGB noise
+    mislabelled             a clean digit in train under another digit's folder;
+                            ``true_label`` is the digit drawn (never in the zip)
 
 Format variants (valid digit images a decoder has to convert correctly,
 each from a source digit dropped by the subsampling): ``cmyk``,
@@ -62,6 +64,7 @@ from specimen.data.demo.faults import (
     plant_duplicates,
     plant_foreign,
     plant_format_variants,
+    plant_mislabelled,
     plant_noise,
     plant_non_images,
     subsample,
@@ -99,6 +102,7 @@ def build_entries(seed: int = 0) -> tuple[dict[str, bytes], dict]:
     plant_foreign(b)
     plant_blank(b)
     plant_noise(b)
+    plant_mislabelled(b, spare)  # last: the files planted before are those of earlier demos
 
     files = [b.records[p] for p in sorted(b.records)]
     counts = {kind: 0 for kind in KINDS}

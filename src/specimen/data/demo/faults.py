@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from specimen.data.demo.render import (
+    CLASSES,
     FOREIGN_MIN_STD,
     KEEP_FRACTIONS,
     LUMA,
@@ -170,6 +171,25 @@ def plant_noise(b: Builder, n: int = 8) -> None:
         fmt = "PNG" if j % 2 else "JPEG"
         split, label = b.random_folder()
         b.add(f"{split}/{label}/{b.extra_name(extension(fmt))}", encode(img, fmt), "noise")
+
+
+def plant_mislabelled(b: Builder, spare: list[int], n: int = 16) -> None:
+    """Clean training digits (from source digits not kept) filed under another digit's folder; the
+    truth records the digit drawn as ``true_label``. Named like any other image: only the truth file
+    tells them apart, as with a wrong label in a real dataset."""
+    for _ in range(n):
+        i = spare.pop()
+        true = int(b.targets[i])
+        label = CLASSES[(true + int(b.rng.integers(1, len(CLASSES)))) % len(CLASSES)]
+        rgb, _ = render_digit(b.rng, b.digits[i])
+        fmt = "PNG" if b.rng.random() < PNG_FRACTION else "JPEG"
+        b.add(
+            f"train/{label}/img_{i:05d}.{extension(fmt)}",
+            encode(rgb, fmt),
+            "mislabelled",
+            true_label=str(true),
+            source_index=i,
+        )
 
 
 def _exif_orientation_6() -> bytes:

@@ -39,6 +39,7 @@ KINDS = (
     "foreign",
     "blank",
     "noise",
+    "mislabelled",
     "cmyk",
     "greyscale",
     "rgba",

@@ -22,8 +22,8 @@ wrapper folder, and never leaves the root. The split is the split column's value
 the labels files' names (``val_data.json``), else the listed files' split folders; with none of
 these, a stratified split with ``dataset.split`` and ``seed``; the one image of a class that has
 only one goes to train, with a note in its ``reason``. Provided splits are kept, unless
-``dataset.merge_train_valid`` pools train and valid and re-splits them (test is kept). Labels are
-compared in Unicode NFC form, so a label written in two normal forms is one class.
+``dataset.merge_train_valid`` pools train and valid and re-splits them (test is kept; without one,
+the pool gives the test split too). Labels are compared in Unicode NFC form, so a label written in two normal forms is one class.
 
 Every file under the root is a row: kept (status ``ok``), rejected with a reason (not an image,
 corrupt, more pixels than ``image.max_pixels``, outside the class folders, not listed in the

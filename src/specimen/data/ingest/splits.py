@@ -64,10 +64,15 @@ def _stratified(ok: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
 
 
 def resplit_train_valid(frame: pd.DataFrame, proportions: dict, seed: int) -> pd.Series:
-    """Pool the kept train and valid rows and re-split them with dataset.split's train:valid ratio."""
-    pool = frame[(frame.status == "ok") & frame.split.isin(["train", "valid"])]
+    """Pool the kept train and valid rows and re-split them with dataset.split's train:valid ratio;
+    where the dataset brings no test images (train and val folders only), with all of dataset.split,
+    so that the pool gives the test split too."""
+    ok = frame.status == "ok"
+    pool = frame[ok & frame.split.isin(["train", "valid"])]
     total = proportions["train"] + proportions["valid"]
     ratio = {"train": proportions["train"] / total, "valid": proportions["valid"] / total, "test": 0}
+    if not (ok & (frame.split == "test")).any():
+        ratio = proportions
     split = frame.split.copy()
     split[pool.index] = assign_splits(pool, ratio, seed)
     return split
