@@ -56,6 +56,7 @@ rule evaluate:
             **model_report("calibration"),
         ),
         calibration_csv="results/evaluation/{model}/calibration.csv",
+        flags="results/evaluation/{model}/flags.csv",
         predictions="results/evaluation/{model}/predictions.csv",
         history="results/curves/{model}.csv",
     log:
@@ -166,6 +167,8 @@ rule report:
         processed="data/processed",
         clean_index="data/clean/index.csv",
         removed="data/clean/removed.csv",
+        clean_summary="data/clean/summary.json",
+        gallery="data/clean/gallery",
         raw="data/raw",
         code=code("report"),
     output:
@@ -181,6 +184,7 @@ rule report:
             category="Comparison",
             labels={"figure": "models and baselines"},
         ),
+        headline="results/report/headline.rst",  # the first page of `snakemake --report`
         summary="results/report/summary.json",
         old_summary="results/all",  # its name in specimen 0.1: the same bytes, until 0.3
     log:

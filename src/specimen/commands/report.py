@@ -121,6 +121,10 @@ def report(p, args):
         args.summary,
         baselines=args.baselines,
         explain=args.explain,
+        select=p["report"]["select"],
     )
     best = s["models"][s["best_model"]]
-    return f"best model {s['best_model']}: accuracy {best['accuracy']:.4f}; summary in {args.summary[0]}"
+    return (
+        f"best model {s['best_model']} (chosen on {s['chosen_on']}): test accuracy {best['accuracy']:.4f}, "
+        f"macro F1 {best['macro_f1']:.4f}; summary in {args.summary[0]}"
+    )

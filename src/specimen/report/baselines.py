@@ -21,8 +21,9 @@ Writes into results/baselines/:
   ``metrics.json`` (accuracy, macro F1, weighted F1, test count: the same keys as evaluate's) and
   ``fit.json`` (converged, iterations, train images used and available, input width, parameters,
   settings). These are deterministic.
-- ``summary.csv``: one row per baseline: ``model, input, accuracy, macro_f1, weighted_f1,
-  parameters, train_seconds, images_per_second, test_images``. ``input`` is ``pixels`` or
+- ``summary.csv``: one row per baseline: ``model, input, accuracy, macro_f1, weighted_f1`` (test),
+  ``valid_accuracy, valid_macro_f1, valid_weighted_f1`` (the validation split, what report ranks by; empty without one),
+  ``parameters, train_seconds, images_per_second, test_images``. ``input`` is ``pixels`` or
   ``features:<extractor>``; ``parameters`` counts the learned numbers of the final estimator
   (``coef_`` + ``intercept_``; the MLP's ``coefs_`` + ``intercepts_``; the random forest's tree
   nodes; the scaler's means and scales are not counted); ``train_seconds`` is the wall time of the
@@ -40,14 +41,13 @@ import time
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from specimen import SpecimenError, figures
 from specimen.artefacts import atomic_dir, write_csv, write_json
-from specimen.report.scores import write_scores
-from specimen.shards import Shards
+from specimen.report.scores import headline, write_scores
+from specimen.shards import pixel_vectors
 from specimen.train.inputs import load_classes, split_rows
 
 MODELS = ("logistic_regression", "mlp", "linear_svm", "random_forest")
@@ -57,6 +57,9 @@ COLUMNS = [
     "accuracy",
     "macro_f1",
     "weighted_f1",
+    "valid_accuracy",
+    "valid_macro_f1",
+    "valid_weighted_f1",
     "parameters",
     "train_seconds",
     "images_per_second",
@@ -69,7 +72,7 @@ def baselines(
 ) -> dict:
     classes = load_classes(classes_path)
     class_id = {c: i for i, c in enumerate(classes)}
-    train, test = split_rows(index_path, "train"), split_rows(index_path, "test")
+    train, test, valid = (split_rows(index_path, s) for s in ("train", "test", "valid"))
     if test.empty:
         raise SpecimenError(
             f"{index_path}: the test split is empty; give the dataset a test folder or a dataset.split.test above 0"
@@ -84,7 +87,7 @@ def baselines(
     train = train.iloc[stratified_subsample(train.label.to_numpy(), params["max_train_images"], seed)].reset_index(
         drop=True
     )
-    y_train, y_test = train.label.map(class_id).to_numpy(), test.label.map(class_id).to_numpy()
+    y_train, y_test, y_valid = (r.label.map(class_id).to_numpy() for r in (train, test, valid))
     if params["models"] and len(np.unique(y_train)) < 2:
         raise SpecimenError(
             f"{index_path}: the train split holds one class ({train.label.iloc[0]!r}): a classifier needs two"
@@ -93,19 +96,21 @@ def baselines(
     inputs = {}  # every input read (and checked) before the first fit
     for source in params["inputs"] if params["models"] else []:
         if source == "pixels":
-            inputs[source] = ("pixels", *(pixel_vectors(processed, r, params["pixels"]["size"]) for r in (train, test)))
+            size = params["pixels"]["size"]
+            inputs[source] = ("pixels", *(pixel_vectors(processed, r, size) for r in (train, test, valid)))
         else:
-            (x_train, x_test), extractor = feature_vectors(features_path, train, test)
-            inputs[source] = (f"features:{extractor}", x_train, x_test)
+            (x_train, x_test, x_valid), extractor = feature_vectors(features_path, train, test, valid)
+            inputs[source] = (f"features:{extractor}", x_train, x_test, x_valid)
 
     rows, not_converged = [], []
     with atomic_dir(Path(out_dir) / "runs") as runs:
-        for source, (label, x_train, x_test) in inputs.items():
+        for source, (label, x_train, x_test, x_valid) in inputs.items():
             for name in params["models"]:
                 model = make_model(name, params, seed)
                 seconds, converged = fit(model, x_train, y_train)
                 run = runs / f"{source}_{name}"
                 metrics = score(model, x_test, y_test, classes, run)
+                chosen_on = headline(y_valid, predict(model, x_valid) if len(y_valid) else [], len(classes))
                 estimator = model[-1]
                 n_iter = getattr(estimator, "n_iter_", None)
                 fitted = {
@@ -128,6 +133,9 @@ def baselines(
                         "model": name,
                         "input": label,
                         **{k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+                        "valid_accuracy": chosen_on["accuracy"],
+                        "valid_macro_f1": chosen_on["macro_f1"],
+                        "valid_weighted_f1": chosen_on["weighted_f1"],
                         "parameters": fitted["parameters"],
                         "train_seconds": round(seconds, 6),
                         "images_per_second": round(len(train) / max(seconds, 1e-9), 6),
@@ -200,21 +208,6 @@ def stratified_subsample(labels: np.ndarray, limit: int, seed: int) -> np.ndarra
     return np.sort(resample(positions, replace=False, n_samples=limit, stratify=labels, random_state=seed))
 
 
-def pixel_vectors(processed: Path, rows: pd.DataFrame, size, batch_size: int = 512) -> np.ndarray:
-    """(n, h*w) float32 in 0..1: each image resized (INTER_AREA) to `size` [h, w], grey, flattened."""
-    h, w = size
-    out = np.empty((len(rows), h * w), np.float32)
-    shards, n = Shards(Path(processed) / "shards"), 0
-    for _, images in shards.batches(rows, batch_size):
-        for image in images:
-            small = cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=cv2.INTER_AREA)
-            if small.ndim == 3:  # rgb (a one-channel image comes back 2-D from cv2.resize)
-                small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-            out[n] = small.reshape(-1) / np.float32(255)
-            n += 1
-    return out
-
-
 def feature_vectors(features_path: Path, *frames: pd.DataFrame) -> tuple[list[np.ndarray], str]:
     """embed's vectors of each frame's rows, matched by id, and the extractor's name."""
     with np.load(features_path) as npz:
@@ -254,8 +247,11 @@ def fit(model, x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
 
 def score(model, x, y_true, classes: list[str], out_dir: Path) -> dict:
     """classification_report.txt / .json and metrics.json, as evaluate writes them for a CNN."""
+    return write_scores(y_true, predict(model, x), classes, out_dir, pictures=False)
+
+
+def predict(model, x) -> np.ndarray:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # as in fit: the same floats whatever the cores
-        y_pred = model.predict(x)
-    return write_scores(y_true, y_pred, classes, out_dir, pictures=False)
+        return model.predict(x)

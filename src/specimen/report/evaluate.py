@@ -1,9 +1,14 @@
-"""evaluate: score one trained model on the clean test split.
+"""evaluate: score one trained model on the clean test split, and on the validation split it is chosen by.
 
 Writes into results/evaluation/<model>/:
 
 - ``metrics.json``: accuracy, macro and weighted F1, top-k accuracy (``evaluate.top_k``), the
-  expected calibration error, and the test count (DVC's metrics);
+  expected calibration error, and the test count (DVC's metrics); ``valid``: accuracy, macro and
+  weighted F1 and the count on the validation split (what report chooses the best model by: the
+  test split only reports); ``test_unflagged`` and ``test_flagged``: the same on the test images
+  clean kept without and with a flag (quality, outlier: valid and test flag what they do not
+  remove), so that one sees whether the flagged ones matter;
+- ``flags.csv``: per flag kind (and ``none``), the test images carrying it and the accuracy on them;
 - ``classification_report.txt``, ``.json`` and ``.csv`` (scikit-learn's, per class);
 - ``confusion_matrix.csv`` (counts, true classes down) and its pictures, ``confusion_matrix.png``
   (counts) and ``confusion_matrix_normalized.png`` (each row divided by its count);
@@ -27,7 +32,7 @@ import pandas as pd
 
 from specimen import SpecimenError, figures
 from specimen.artefacts import write_csv
-from specimen.report.scores import write_scores
+from specimen.report.scores import headline, write_scores
 from specimen.shards import Shards
 from specimen.train.inputs import dataset, load_classes, split_rows
 from specimen.train.models import load as load_model
@@ -94,13 +99,41 @@ def evaluate(
         out_dir / "predictions.png",
     )
 
+    flags = rows["flags"] if "flags" in rows else pd.Series("", index=rows.index)
+    flagged = (flags != "").to_numpy()
+    write_csv(out_dir / "flags.csv", flag_table(flags, y_true, y_pred))
+    valid = split_rows(index_path, "valid")
+    if len(valid):
+        v_probs = model.predict(dataset(valid, processed, classes, s["batch_size"]), verbose=0)
+        v_true = valid.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+        valid_scores = headline(v_true, v_probs.argmax(axis=1), len(classes))
+    else:
+        valid_scores = headline([], [], len(classes))
     return write_scores(
         y_true,
         y_pred,
         classes,
         out_dir,
-        extra={**top_k(y_true, probs, s["top_k"]), "expected_calibration_error": round(ece, 6)},
+        extra={
+            **top_k(y_true, probs, s["top_k"]),
+            "expected_calibration_error": round(ece, 6),
+            "valid": valid_scores,
+            "test_unflagged": headline(y_true[~flagged], y_pred[~flagged], len(classes)),
+            "test_flagged": headline(y_true[flagged], y_pred[flagged], len(classes)),
+        },
     )
+
+
+def flag_table(flags: pd.Series, y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    """Per flag kind (``none``: no flag), the test images carrying it and the accuracy on them."""
+    kinds = flags.replace("", "none").str.split(";")
+    rows = []
+    for kind in sorted({k for ks in kinds for k in ks}, key=lambda k: (k != "none", k)):
+        on = kinds.apply(lambda ks, kind=kind: kind in ks).to_numpy()
+        rows.append(
+            {"flag": kind, "images": int(on.sum()), "accuracy": round(float((y_true[on] == y_pred[on]).mean()), 6)}
+        )
+    return pd.DataFrame(rows, columns=["flag", "images", "accuracy"])
 
 
 def calibration(y_true, probs: np.ndarray, bins: int) -> tuple[pd.DataFrame, float]:

@@ -27,7 +27,7 @@ def write_scores(
     (counts) and _normalized.png and f1_per_class.png, for class ids `y_pred` against `y_true`: the
     same for a trained model and for a baseline (whose pictures are left out: eight per run would
     only repeat summary.png). Returns the metrics."""
-    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+    from sklearn.metrics import classification_report, confusion_matrix
 
     labels = list(range(len(classes)))
     report_kw = dict(labels=labels, target_names=classes, zero_division=0)
@@ -48,11 +48,24 @@ def write_scores(
         figures.save(figures.confusion(matrix, classes, normalized=True), out_dir / "confusion_matrix_normalized.png")
         figures.save(figures.f1_bars(report, classes), out_dir / "f1_per_class.png")
     metrics = {
-        "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
-        "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)), 6),
-        "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)), 6),
+        **{k: v for k, v in headline(y_true, y_pred, len(classes)).items() if k != "images"},
         **(extra or {}),
         "test_images": int(len(y_true)),
     }
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def headline(y_true, y_pred, n_classes: int) -> dict:
+    """Accuracy, macro and weighted F1 (over every class, absent ones scoring 0) and the image count."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if len(y_true) == 0:
+        return {"accuracy": None, "macro_f1": None, "weighted_f1": None, "images": 0}
+    f1 = dict(labels=list(range(n_classes)), zero_division=0)
+    return {
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+        "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", **f1)), 6),
+        "weighted_f1": round(float(f1_score(y_true, y_pred, average="weighted", **f1)), 6),
+        "images": int(len(y_true)),
+    }
