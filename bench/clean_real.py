@@ -81,10 +81,11 @@ def show(name: str, clean: Path) -> None:
     for kind, group in flags.groupby("flag"):
         splits = ", ".join(f"{s} {k}" for s, k in group.split.value_counts().sort_index().items())
         print(f"  flagged {kind:<18} {len(group):>5}  ({splits})")
-    issues = clean / "label_issues.csv"
-    if issues.exists():
-        table = pd.read_csv(issues, keep_default_na=False)
-        print(f"  label issues: {len(table)} of {(kept.split == 'train').sum()} kept training images")
+    labels = summary["label_issues"]
+    if labels["checked"]:
+        print(f"  label issues: {labels['found']} of {labels['images']} training images")
+    else:
+        print(f"  label issues: not looked for ({labels['why']})")
 
 
 if __name__ == "__main__":

@@ -293,6 +293,12 @@ def test_knn_is_cleanlabs_rule():
     theirs = ood.fit_score(features=x)
     assert np.argmax(score) == np.argmin(theirs) == len(x) - 1
     np.testing.assert_allclose(score, -np.log(theirs) * ood.params["scaling_factor"], rtol=1e-5, atol=1e-9)
+    # and what that is, from scipy: the mean of each row's 5 smallest cosine distances to the others
+    from scipy.spatial.distance import cdist
+
+    d_all = cdist(x, x, "cosine")
+    np.fill_diagonal(d_all, np.inf)
+    np.testing.assert_allclose(score, np.sort(d_all, axis=1)[:, :5].mean(axis=1), rtol=1e-5, atol=1e-9)
     # Datalab's outlier rule on those distances: above Q3 + (1 / threshold - 1) * IQR, threshold 1 / 2.7 here
     d, threshold = -np.log(theirs) * ood.params["scaling_factor"], 1 / 2.7
     np.testing.assert_array_equal(flags, d > np.percentile(d, 75) + (1 / threshold - 1) * iqr(d))

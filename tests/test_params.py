@@ -75,3 +75,19 @@ def test_a_refused_value_is_one_line_naming_the_key_and_what_it_accepts(key, val
     assert re.match(rf"params\.yaml: {re.escape(key)}(\[\d+\])*: ", message), message
     for word in words:
         assert word in message, message
+
+
+def test_an_unquoted_off_or_on_means_the_word():
+    """YAML 1.1 reads `action: off` as false: where the choices are words, it is read back as "off"
+    (the comments in params.yaml write it unquoted), and so is `mixed_precision: on`."""
+    text = (ROOT / "params.yaml").read_text()
+    text = text.replace(
+        "low_information: {threshold: 0.3, action: remove}", "low_information: {threshold: 0.3, action: off}"
+    )
+    text = text.replace("mixed_precision: auto ", "mixed_precision: on ")
+    raw = yaml.safe_load(text)
+    assert raw["clean"]["quality"]["low_information"]["action"] is False and raw["train"]["mixed_precision"] is True
+    params = validate(raw, copy.deepcopy(SCHEMA))
+    assert params["clean"]["quality"]["low_information"]["action"] == "off"
+    assert params["train"]["mixed_precision"] == "on"
+    assert params["clean"]["duplicates"]["exact"] is True  # a real boolean stays one

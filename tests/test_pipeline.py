@@ -71,9 +71,23 @@ def test_snakemake_builds_every_artefact_and_accounts_for_every_file(snakemade):
     assert len(index) + len(rejects) == n_files
     assert len(kept) + len(removed) == len(index)
     assert set(rejects.reason.str.split(":").str[0]) >= {"not an image", "empty file"}
-    assert {"duplicate", "leak", "outlier"} <= set(removed.reason)
+    assert {"duplicate", "leak", "low_information"} <= set(removed.reason)
+    assert (kept["flags"].fillna("").str.contains("outlier")).sum() >= 20  # histograms flag outliers, keep them
     metrics = json.loads((p / "results/evaluation/small_cnn/metrics.json").read_text())
     assert summary["models"]["small_cnn"]["accuracy"] == metrics["accuracy"]
+    # the headline: chosen on valid, scored on test, beside the best baseline chosen the same way
+    head, clean_summary = summary["headline"], json.loads((p / "data/clean/summary.json").read_text())
+    baselines = pd.read_csv(p / "results/baselines/summary.csv")
+    top = baselines.sort_values("valid_macro_f1", ascending=False, kind="stable").iloc[0]
+    assert head["chosen"] == summary["best_model"] == "small_cnn" and head["chosen_on"] == "valid macro_f1"
+    assert head["valid"] == metrics["valid"]["macro_f1"] and head["test_macro_f1"] == metrics["macro_f1"]
+    assert head["best_baseline"]["valid"] == top.valid_macro_f1
+    assert head["best_baseline"]["test_accuracy"] == top.accuracy
+    assert head["images"]["kept"] == len(kept) and head["images"]["removed"] == len(removed)
+    assert head["images"]["flagged_by_kind"] == clean_summary["flagged_by_kind"]
+    assert set(head["images"]["galleries"]) == {x.stem for x in (p / "data/clean/gallery").glob("*.png")}
+    assert metrics["test_flagged"]["images"] + metrics["test_unflagged"]["images"] == metrics["test_images"]
+    assert json.loads((p / "results/all").read_text()) == summary
     assert metrics["test_images"] == (kept.split == "test").sum()
     # what a reader of the model's report relies on: every class named, the counts adding up, figures that say what they show
     out, n_test = p / "results/evaluation/small_cnn", metrics["test_images"]
@@ -190,9 +204,15 @@ def test_the_html_report_renders_every_section_in_chromium(snakemade, tmp_path):
             "activation maximisation",
         ],
         "Comparison": ["models and baselines", "baselines"],
-        "Data": ["images per class", "removed images", "removed: duplicate", "removed: outlier"],
-        "Workflow": ["cross-split leaks (clean)"],
-    }  # workflow/report/workflow.rst
+        "Data": [
+            "images per class",
+            "removed images",
+            "gallery: duplicate",
+            "gallery: low_information",
+            "label issues",
+        ],
+        "Workflow": ["cross-split leaks (clean)", "was chosen on its valid macro_f1"],
+    }  # results/report/headline.rst, then workflow/report/workflow.rst
     for section, labels in expected.items():
         seen = report_section(html, section, tmp_path)
         for label in labels:

@@ -122,7 +122,16 @@ def test_evaluate_reports_match_the_test_split(trained):
     assert metrics["test_images"] == n_test == 8
     assert json.loads((out / "metrics.json").read_text()) == metrics
     # two classes: top-2 is 1 by definition and not reported, nor top-5
-    assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "expected_calibration_error", "test_images"}
+    assert set(metrics) == {
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "expected_calibration_error",
+        "test_images",
+        "valid",
+        "test_unflagged",
+        "test_flagged",
+    }
     report = json.loads((out / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == n_test
     table = pd.read_csv(out / "classification_report.csv")
@@ -157,6 +166,52 @@ def test_evaluate_reports_match_the_test_split(trained):
         with Image.open(out / png) as im:
             assert im.width > 300 and im.height > 200, png
             assert len(np.unique(np.asarray(im.convert("L")))) > 20, f"{png} is blank"
+
+
+def test_evaluate_scores_valid_and_flagged_test_images_apart(trained):
+    """The validation scores (what report chooses by) and the test scores on flagged and unflagged
+    images are the model's own on those images, scored here by scikit-learn."""
+    import keras
+    from sklearn.metrics import accuracy_score, f1_score
+
+    tmp, _ = trained
+    index = pd.read_csv(tmp / "clean/index.csv", keep_default_na=False)
+    test_ids = index.id[index.split == "test"].tolist()
+    index.loc[index.id.isin(test_ids[:3]), "flags"] = "dark;outlier"  # as clean flags in test
+    index.loc[index.id == test_ids[3], "flags"] = "outlier"
+    index.to_csv(tmp / "flagged-index.csv", index=False)
+    out = tmp / "reports/flagged"
+    metrics = evaluate(
+        tmp / "models/small_cnn", tmp / "processed", tmp / "flagged-index.csv", tmp / "interim/classes.json", out
+    )
+    model = keras.saving.load_model(tmp / "models/small_cnn/model.keras", safe_mode=True)
+
+    def scored(rows):
+        pixels = np.stack([np.load(tmp / "processed/shards" / r.shard)[int(r.offset)] for r in rows.itertuples()])
+        y_pred = model.predict(pixels, verbose=0).argmax(1)
+        y_true = rows.label.map({"disc": 0, "square": 1}).to_numpy()
+        return {
+            "accuracy": pytest.approx(accuracy_score(y_true, y_pred), abs=1e-6),
+            "macro_f1": pytest.approx(
+                f1_score(y_true, y_pred, average="macro", labels=[0, 1], zero_division=0), abs=1e-6
+            ),
+            "weighted_f1": pytest.approx(
+                f1_score(y_true, y_pred, average="weighted", labels=[0, 1], zero_division=0), abs=1e-6
+            ),
+            "images": len(rows),
+        }
+
+    valid = index[index.split == "valid"]
+    assert len(valid) == 8 and metrics["valid"] == scored(valid)
+    test = index[index.split == "test"]
+    assert metrics["test_flagged"] == scored(test[test["flags"] != ""]) and metrics["test_flagged"]["images"] == 4
+    assert metrics["test_unflagged"] == scored(test[test["flags"] == ""])
+    table = pd.read_csv(out / "flags.csv").set_index("flag")
+    predictions = pd.read_csv(out / "predictions.csv").set_index("id")
+    hit = predictions.label == predictions.predicted
+    assert table["images"].to_dict() == {"none": 4, "dark": 3, "outlier": 4}
+    assert table.accuracy["dark"] == pytest.approx(hit[test_ids[:3]].mean())
+    assert table.accuracy["none"] == pytest.approx(hit[test_ids[4:]].mean())
 
 
 def reference_ece(correct, confidence, bins):

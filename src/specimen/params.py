@@ -32,7 +32,9 @@ def schema_path(params_path: Path) -> Path:
 
 
 def _with_defaults(validator_class):
-    """The jsonschema recipe: a validator that also fills in each property's `default`."""
+    """The jsonschema recipe: a validator that also fills in each property's `default`. And YAML 1.1
+    reads an unquoted ``off`` or ``on`` as a boolean (as Snakemake and PyYAML do): where the schema's
+    choices are the words, the boolean is read back as the word, so that ``action: off`` means off."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -40,6 +42,9 @@ def _with_defaults(validator_class):
             for name, sub in properties.items():
                 if "default" in sub:
                     instance.setdefault(name, sub["default"])
+                words = {"on", "off"} & set(sub.get("enum", ()))
+                if isinstance(instance.get(name), bool) and {"off" if not instance[name] else "on"} <= words:
+                    instance[name] = "on" if instance[name] else "off"
         yield from validate_properties(validator, properties, instance, schema)
 
     return validators.extend(validator_class, {"properties": set_defaults})

@@ -1,4 +1,5 @@
-"""clean: remove duplicates, cross-split leaks, low-quality images and outliers; score every image.
+"""clean: remove copies, cross-split leaks and unusable images; flag or remove low-quality images,
+outliers and likely wrong labels; score every image.
 
 Steps, in order; an image removed by one step is not looked at by the next, and its first reason
 is the one reported:
@@ -11,14 +12,22 @@ is the one reported:
 3. image quality (``quality``): cleanvision's properties and scores (dark, light, blurry,
    low_information, odd_aspect_ratio, grayscale, odd_size), computed by cleanvision's own code on
    each processed image's unpadded pixels (aspect ratio and size on the source file's size;
-   grayscale: one channel, or three equal ones, where cleanvision asks for a file of mode L). A score below the threshold
-   is the issue; per kind the image is removed, flagged (kept, named in ``flags``) or not checked.
-4. outliers (``outliers``) over the embed features: ``knn`` is cleanlab's rule, the mean cosine
-   distance to the k nearest images, flagged above Q3 + iqr_factor * IQR of those scores; ``lof``
-   and ``isolation_forest`` are scikit-learn's, with ``contamination``. ``scope: class`` scores an
-   image against its own class only (an image far from its class), ``all`` against every image,
-   ``both`` removes either. Colour histograms are compared as square-rooted distributions (cosine
-   of those is the Bhattacharyya coefficient), other features as they are.
+   grayscale: one channel, or three equal ones, where cleanvision asks for a file of mode L). A
+   score below the threshold is the issue; per kind the image is removed, flagged (kept, named in
+   ``flags``) or not checked.
+4. outliers (``outliers``) over the embed features: ``knn`` is cleanlab's score, the mean cosine
+   distance to the k nearest images, flagged above Q3 + iqr_factor * IQR of those scores and above
+   min_ratio times their median; ``lof`` and ``isolation_forest`` are scikit-learn's, with
+   ``contamination``. ``scope: class`` scores an image against its own class only, ``all``
+   against every image, ``both`` either. ``action: auto`` flags them on colour histograms (an
+   unusual colour is no reason to drop a photo) and removes them on a learnt embedding. Colour
+   histograms are compared as square-rooted distributions (cosine of those is the Bhattacharyya
+   coefficient), other features as they are.
+5. label issues (``labels``), in train: cleanlab's confident learning on K-fold out-of-sample
+   probabilities (specimen.clean.labels); flagged, removed or relabelled.
+
+Valid and test (``holdout: flag``) lose only what cannot be a fair test image: copies and the
+quality kinds in ``unusable`` (blank images); a rule that removes in train flags there.
 
 Of each group of copies the one in the earliest split (train, valid, test; then by id) is kept. A
 copy in the same split is a ``duplicate`` / ``near_duplicate``; a copy in a later split is a
@@ -30,11 +39,12 @@ training or evaluate would have nothing to work on.
 Writes into the output folder (data/clean/):
 - ``index.csv``: the kept images (the processed index, plus ``outlier_score`` and ``flags``);
 - ``removed.csv``: id, split, label, reason, score, twin (the kept copy, for duplicates), detail;
-- ``scores.csv``: every image's scores (quality, outlier, pHash) and what happened to it;
-- ``summary.json``: counts per reason, per class and per split, before and after;
+- ``label_issues.csv``: id, split, label, suggested_label, confidence, label_quality, action;
+- ``scores.csv``: every image's scores (quality, outlier, pHash), flags and what happened to it;
+- ``summary.json``: counts per reason, flag, class and split, before and after; the label check;
 - ``class_counts.png``: images per class before and after cleaning, per split;
 - ``gallery/<reason>.png``: the removed images of each reason, highest score first, with scores
-  (duplicates beside the copy that was kept).
+  (duplicates beside the copy that was kept), and ``label_issue.png``.
 """
 
 from __future__ import annotations

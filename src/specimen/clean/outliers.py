@@ -14,12 +14,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from specimen.clean.neighbours import WORKING_BYTES, nearest
+from specimen.clean.neighbours import WORKING_BYTES
 
 
 def iqr_threshold(scores: np.ndarray, factor: float) -> float:
     q1, q3 = np.percentile(scores, [25, 75])
     return float(q3 + factor * (q3 - q1))
+
+
+T = 0.01  # cleanlab's t, small enough that no distance up to 70,000 times the median underflows
+
+
+def knn_distance(features: np.ndarray, k: int) -> np.ndarray:
+    """cleanlab's kNN outlier score (``OutOfDistribution.fit_score`` on the features, cosine beyond 3
+    dimensions, each image's own row left out), read back as the mean distance to the k nearest
+    others that it is exp(-d / median d) of: higher is more anomalous, and the median ratio is d's."""
+    from cleanlab.outlier import OutOfDistribution
+    from sklearn import config_context
+
+    # t scales the exponent: at cleanlab's t = 1 an image 700 times the median distance away (a
+    # tight set, cosine distances reach 2) scores exp(-700), which float64 holds and float32 does not
+    ood = OutOfDistribution(params={"k": min(k, len(features) - 1), "t": T})
+    with config_context(working_memory=WORKING_BYTES // 2**20):  # scikit-learn's search, in chunks
+        scores = ood.fit_score(features=np.asarray(features, np.float64), verbose=False)
+    return -np.log(np.maximum(scores, np.finfo(np.float64).tiny)) * ood.params["scaling_factor"] / T
 
 
 def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +47,7 @@ def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray,
     if n < 3:
         return np.zeros(n), np.zeros(n, dtype=bool)
     if method == "knn":
-        score = nearest(features, k)[0].mean(axis=1)
+        score = knn_distance(features, k)
         cut = max(iqr_threshold(score, params["iqr_factor"]), params["min_ratio"] * float(np.median(score)))
         return score, score > cut
     if method == "lof":

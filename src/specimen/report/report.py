@@ -166,8 +166,8 @@ def headline_rst(h: dict) -> str:
         "",
     ]
     if i["galleries"]:
-        links = ", ".join(f"{name}_" for name in i["galleries"])
-        lines += [f"Galleries: {links}.", ""]
+        links = ", ".join(f"{name}.png_" for name in i["galleries"])  # each result's file name is a target
+        lines += [f"Galleries (in Data_): {links}.", ""]
     lines += [".. include:: workflow/report/workflow.rst", ""]
     return "\n".join(lines)
 
