@@ -356,8 +356,9 @@ def test_clean_refuses_features_of_another_index(dirty, tmp_path):
 
 def test_the_same_bytes_with_one_thread_or_two(dirty, tmp_path):
     """As on a machine with one core and one with two: clean in fresh processes whose BLAS and OpenMP
-    default to 1 and 2 threads writes the same removed.csv, scores.csv and index.csv; inside, clean's
-    neighbour search and outlier scores run on specimen.clean.neighbours.THREADS threads."""
+    default to 1 and 2 threads writes the same removed.csv, scores.csv, index.csv and the label check's
+    summary (its K-fold model's out-of-sample accuracy to six places); inside, clean's neighbour
+    search, outlier scores and K-fold model run on specimen.clean.neighbours.THREADS threads."""
     import sys
 
     tmp, _ = dirty
@@ -369,8 +370,9 @@ def test_the_same_bytes_with_one_thread_or_two(dirty, tmp_path):
         env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         args = [tmp / "processed", tmp / "features/histogram.npz", tmp_path / threads, json.dumps(clean_params())]
         subprocess.run([sys.executable, "-c", script, *map(str, args)], check=True, env=env, timeout=300)
-    for name in ("removed.csv", "scores.csv", "index.csv"):
+    for name in ("removed.csv", "scores.csv", "index.csv", "label_issues.csv", "summary.json"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+    assert json.loads((tmp_path / "1/summary.json").read_text())["label_issues"]["checked"]  # it ran
 
     from threadpoolctl import threadpool_info
 
