@@ -148,3 +148,69 @@ def test_a_disk_that_fills_up_while_shards_are_written_is_one_line_and_keeps_not
         r"nothing was kept; free some space \(or move the project to a larger disk\) and run it again",
         said[0],
     )
+
+
+def test_a_dev_shm_too_small_for_the_image_buffers_falls_back_to_disk_with_the_same_bytes(reference, tmp_path):
+    """A container's /dev/shm (64 MB in Docker) can be smaller than preprocess's two chunk buffers:
+    here a 256 KiB tmpfs on /dev/shm (a mount namespace of its own) against two 432 KiB buffers.
+    preprocess says so in a line, puts them on disk, and writes the very shards of a normal run."""
+    assert shutil.which("unshare"), "this test needs util-linux's unshare"
+    p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
+    script = (
+        "mount -t tmpfs -o size=256k specimen-small-shm /dev/shm || exit 99; "
+        f'"{BIN / "specimen"}" preprocess data/interim/manifest.csv data/extracted data/processed; echo "exit=$?"'
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--map-root-user", "sh", "-c", script],
+        cwd=p,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "exit=0" in proc.stdout, proc.stdout + proc.stderr
+    note = [line for line in proc.stderr.splitlines() if line.startswith("preprocess: /dev/shm")]
+    assert len(note) == 1 and re.fullmatch(
+        r"preprocess: /dev/shm has no room for two 0 MiB image buffers \(a container's default /dev/shm is 64 MB\): "
+        r"using \S+ on disk instead",
+        note[0],
+    ), proc.stderr[-2000:]
+    assert files(p / "data/processed") == files(reference / "data/processed")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_decoding_worker_stops_preprocess_in_one_line_within_seconds(reference, tmp_path):
+    """As the out-of-memory killer would: one of preprocess's decoding workers is SIGKILLed part-way.
+    The stage ends within seconds (multiprocessing.Pool waited forever for the dead worker's images)
+    with a one-line error that says what to do, and keeps nothing."""
+    p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
+    cmd = [str(BIN / "specimen"), "preprocess", "data/interim/manifest.csv", "data/extracted", "data/processed"]
+    proc = subprocess.Popen(cmd, cwd=p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while not list(p.glob("data/.processed*/shards/*.npy")):  # the first of 24 shards written: part-way
+        assert proc.poll() is None and time.monotonic() < end, "preprocess ended before a worker could be killed"
+        time.sleep(0.002)
+    workers = children(proc.pid)
+    assert workers and proc.poll() is None
+    os.kill(workers[0], signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - killed < 30, err[-2000:]
+    said = [line for line in err.splitlines() if line.startswith("specimen preprocess:")]
+    assert "Traceback" not in err and said == [
+        "specimen preprocess: error: a decoding worker died part-way (killed by the out-of-memory killer or a "
+        "signal, see dmesg): nothing was kept; give the job more memory (Snakemake: --resources mem_mb), or lower "
+        "preprocess.shard_size or the number of workers (OMP_NUM_THREADS), and run it again"
+    ], err[-2000:]
+    assert not (p / "data/processed").exists() and not list((p / "data").glob(".processed*"))

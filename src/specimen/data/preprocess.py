@@ -13,16 +13,23 @@ when Snakemake runs the job, else all cores) one chunk of the manifest ahead of 
 straight into a memory-mapped buffer in /dev/shm (no pixels through pipes), and rows are written
 in manifest order as they come: memory holds two chunks (``preprocess.shard_size``
 rows each), whatever the number of images, and the shards do not depend on the number of
-cores. An image that fails to decode, or is over ``image.max_pixels``, becomes a row of
+cores. The two buffers are reserved before the first image is decoded: where /dev/shm has no room
+for them (Docker gives it 64 MB), they go to the temporary folder on disk instead, with a note. A
+worker killed part-way (by the out-of-memory killer, or a signal) stops the stage within seconds
+with a one-line error, rather than leaving it waiting for that worker's images. An image that fails to decode, or is over ``image.max_pixels``, becomes a row of
 ``rejects.csv``. A manifest with no train or no test image, or whose train or test images all fail
 to decode, is a one-line error: training or evaluate would have nothing to work on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import sys
 import tempfile
-from multiprocessing import Pool
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import cv2
@@ -38,6 +45,11 @@ from specimen.shards import shard_name, write_shard
 
 INDEX_COLUMNS = ["id", "label", "split", "sha256", "width", "height", "shard", "offset", "y0", "x0", "y1", "x1"]
 REJECT_COLUMNS = ["id", "path", "label", "split", "stage", "reason"]
+WORKER_DIED = (
+    "a decoding worker died part-way (killed by the out-of-memory killer or a signal, see dmesg): "
+    "nothing was kept; give the job more memory (Snakemake: --resources mem_mb), or lower "
+    "preprocess.shard_size or the number of workers (OMP_NUM_THREADS), and run it again"
+)
 
 
 def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict, shard_size: int) -> int:
@@ -52,11 +64,15 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     first_reject = {}  # split: (id, reason) of its first image that failed to decode
     n_workers = workers()
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
-    # The pool first: workers fork before any of the manifest is read, and stay small.
+    # A process pool whose workers' deaths are seen (multiprocessing.Pool replaces a killed worker
+    # and waits for its lost images forever); workers fork at the first chunk and stay small.
     with (
         atomic_dir(out_dir) as tmp,
-        Pool(n_workers, initializer=_init_worker, initargs=(image.get("max_pixels"),)) as pool,
-        _scratch() as scratch,
+        _buffers(shape) as buffers,  # two chunks in flight
+        ProcessPoolExecutor(
+            n_workers, mp_context=_context(), initializer=_init_worker, initargs=(image.get("max_pixels"),)
+        ) as pool,
+        _forked(pool),
         tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar,
     ):
         (tmp / "shards").mkdir()
@@ -65,9 +81,6 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             _open_csv(tmp / "index.csv", INDEX_COLUMNS),
             _open_csv(tmp / "rejects.csv", REJECT_COLUMNS),
         )
-        buffers = [str(Path(scratch) / f"chunk-{i}.u8") for i in (0, 1)]  # two chunks in flight
-        for b in buffers:
-            np.memmap(b, dtype=np.uint8, mode="w+", shape=shape).flush()
         submitted_chunks = 0
 
         def submit(chunk: pd.DataFrame):
@@ -76,12 +89,12 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             submitted_chunks += 1
             ok = chunk[chunk.status == "ok"]
             jobs = [(str(extracted / p), i, buffer, shape, *job) for i, p in enumerate(ok.path)]
-            return chunk, buffer, pool.map_async(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n_workers))))
+            return chunk, buffer, pool.map(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n_workers))))
 
         def write(chunk: pd.DataFrame, buffer: str, pending) -> None:
             """This chunk's kept images become one shard, its rows the index's and rejects' next rows."""
             nonlocal kept, rejected, shards_written
-            results = enumerate(pending.get())
+            results = enumerate(list(pending))
             shard = shard_name(shards_written)
             rows, rejects, slots = [], [], []
             for rec in chunk.to_dict("records"):  # manifest order, whatever the chunking
@@ -109,13 +122,16 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
 
         # Two chunks in flight at most: workers decode the next while this one is written.
         in_flight = None
-        for chunk in pd.read_csv(manifest_path, keep_default_na=False, dtype=str, chunksize=shard_size):
-            submitted = submit(chunk)
+        try:
+            for chunk in pd.read_csv(manifest_path, keep_default_na=False, dtype=str, chunksize=shard_size):
+                submitted = submit(chunk)
+                if in_flight:
+                    write(*in_flight)
+                in_flight = submitted
             if in_flight:
                 write(*in_flight)
-            in_flight = submitted
-        if in_flight:
-            write(*in_flight)
+        except BrokenProcessPool:
+            raise SpecimenError(WORKER_DIED) from None
         index_csv.close()
         rejects_csv.close()
         for split in SPLIT_USERS:
@@ -137,6 +153,26 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             },
         )
     return kept
+
+
+def _context():
+    """Forked workers (not Python 3.14's default, forkserver, which imports everything again: a
+    second more on the demo), all forked at the pool's first task: see _forked."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork")
+
+
+@contextlib.contextmanager
+def _forked(pool: ProcessPoolExecutor):
+    """Fork the pool's workers now, before the progress bar's thread starts, so that no fork copies
+    a lock some other thread holds: with fork, the pool starts every worker at its first task,
+    before its own manager thread."""
+    try:
+        pool.submit(os.getpid).result()
+    except BrokenProcessPool:
+        raise SpecimenError(WORKER_DIED) from None
+    yield
 
 
 def workers() -> int:
@@ -169,14 +205,38 @@ def _init_worker(max_pixels: int | None) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def _scratch() -> tempfile.TemporaryDirectory:
-    """A scratch folder in shared memory (/dev/shm) where there is one, else in the system's
-    temporary folder. Its name holds the process id, so what a killed run left there (memory, in
-    /dev/shm) is removed by the next run."""
+@contextlib.contextmanager
+def _buffers(shape):
+    """The two chunk buffers' paths, their bytes reserved (posix_fallocate) so that a full file
+    system is an error now, not a SIGBUS in a worker later: in shared memory (/dev/shm) where it has
+    room, else in the system's temporary folder. The folder's name holds the process id, so what a
+    killed run left there (memory, in /dev/shm) is removed by the next run."""
+    size = int(np.prod(shape))
     shm = Path("/dev/shm")
-    root = Path(shm if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir())
-    remove_left_by_dead(root.glob("specimen-preprocess-*-*"), lambda left: left.name.split("-")[2])
-    return tempfile.TemporaryDirectory(prefix=f"specimen-preprocess-{os.getpid()}-", dir=root)
+    roots = [shm] if shm.is_dir() and os.access(shm, os.W_OK) else []
+    roots.append(Path(tempfile.gettempdir()))
+    for n, root in enumerate(roots):
+        remove_left_by_dead(root.glob("specimen-preprocess-*-*"), lambda left: left.name.split("-")[2])
+        with tempfile.TemporaryDirectory(prefix=f"specimen-preprocess-{os.getpid()}-", dir=root) as folder:
+            paths = [str(Path(folder) / f"chunk-{i}.u8") for i in (0, 1)]
+            try:
+                for path in paths:
+                    with open(path, "wb") as f:
+                        os.posix_fallocate(f.fileno(), 0, size)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EFBIG) or n == len(roots) - 1:
+                    raise SpecimenError(
+                        f"no room for two {size / 2**20:.0f} MiB image buffers in {root}: free some space there, "
+                        "or lower preprocess.shard_size or image.size"
+                    ) from None
+                print(
+                    f"preprocess: {root} has no room for two {size / 2**20:.0f} MiB image buffers "
+                    f"(a container's default /dev/shm is 64 MB): using {roots[n + 1]} on disk instead",
+                    file=sys.stderr,
+                )
+                continue
+            yield paths
+            return
 
 
 def _open_csv(path: Path, columns: list[str]):
