@@ -13,8 +13,9 @@
 # cluster at a time on a machine.
 #
 # Accounting storage is off (no slurmdbd), so `sacct` cannot see jobs: Snakemake's SLURM executor
-# must be told `--slurm-status-command squeue`; MinJobAge=300 keeps finished jobs visible to squeue
-# for 300 s, well over 3x the executor's status-check interval.
+# must be told `--slurm-status-command squeue`; MinJobAge=3600 keeps finished jobs visible to squeue
+# for an hour: longer than a whole demo DAG (7 min beside the rest of the test suite), so that a test
+# still sees its first job when the last ends, and well over the executor's status-check interval.
 set -euo pipefail
 
 die() { echo "slurm-local-cluster: $*" >&2; exit 1; }
@@ -103,7 +104,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 GresTypes=gpu
-MinJobAge=300
+MinJobAge=3600
 ReturnToService=2
 SlurmdTimeout=60
 NodeName=node1 NodeHostname=$(hostname) NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$gpus State=UNKNOWN

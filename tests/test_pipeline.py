@@ -386,7 +386,21 @@ METRICS = {
     "top_5_accuracy",
     "expected_calibration_error",
     "test_images",
+    "valid",
+    "test_unflagged",
+    "test_flagged",
 }
+
+
+def flat(metrics: dict, prefix: str = "") -> dict:
+    """Nested metrics as DVC's diff names them: valid.accuracy, test_flagged.images, ..."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def check_dvc_metrics_and_plots(p: Path, committed: dict):
@@ -398,8 +412,8 @@ def check_dvc_metrics_and_plots(p: Path, committed: dict):
     diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], p).stdout)[
         "results/evaluation/small_cnn/metrics.json"
     ]
-    assert set(diff) == METRICS
-    assert all(diff[k]["old"] == committed[k] and diff[k]["new"] == now[k] for k in METRICS)
+    assert set(now) == METRICS and set(diff) == set(flat(now))
+    assert all(diff[k]["old"] == flat(committed)[k] and diff[k]["new"] == flat(now)[k] for k in diff)
 
     plots = json.loads(run(["dvc", "plots", "show", "--json"], p).stdout)["data"]
     curves = plots["results/curves/small_cnn.csv"][0]["content"]

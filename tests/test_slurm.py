@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 # the demo with fewer epochs, as in test_pipeline
 FAST = {"train.epochs": 3}
-# the local cluster has no accounting storage (no sacct): squeue answers, MinJobAge=300 keeps
+# the local cluster has no accounting storage (no sacct): squeue answers, MinJobAge=3600 keeps
 # finished jobs in view; short status intervals keep the test quick; two CPUs on this node
 SLURM_ARGS = [
     "--workflow-profile",
@@ -54,7 +54,7 @@ def cluster(tmp_path_factory):
 
 
 def slurm_jobs() -> dict:
-    """Every job the cluster still shows (MinJobAge=300): id -> (comment, state)."""
+    """Every job the cluster still shows (MinJobAge=3600): id -> (comment, state)."""
     out = run(["squeue", "--states=all", "-h", "-o", "%i|%k|%T"], ROOT).stdout
     return {i: (comment, state) for i, comment, state in (line.split("|") for line in out.split())}
 
