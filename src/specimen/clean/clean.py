@@ -170,7 +170,7 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
     check = params["labels"]
     issues = pd.DataFrame(columns=["id", "split", "label", "suggested_label", "confidence", "label_quality", "action"])
     labels_done = {"checked": False, "why": "clean.labels.action is off"}
-    rows = np.flatnonzero(~gone & ~holdout & (index.split == "train").to_numpy())
+    rows = np.flatnonzero(~gone & (index.split == "train").to_numpy())
     if check["action"] != "off":
         if check["input"] == "pixels":
             vectors = pixel_vectors(processed, index.iloc[rows], check["pixels"])
@@ -258,8 +258,8 @@ def summarise(index: pd.DataFrame, removed: pd.DataFrame, flags: pd.Series, extr
     def counts(frame, key):
         return {str(k): int(v) for k, v in frame.groupby(key).size().items()}
 
-    kept = index[~index.id.isin(set(removed.id))]
-    kept_flags = flags[~index.id.isin(set(removed.id))]  # a removed image's flags count for nothing
+    is_kept = ~index.id.isin(set(removed.id))
+    kept, kept_flags = index[is_kept], flags[is_kept]  # a removed image's flags count for nothing
     flag_counts = pd.Series([f for fs in kept_flags if fs for f in fs.split(";")]).value_counts()
     return {
         "features": extractor,

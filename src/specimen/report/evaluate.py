@@ -60,7 +60,8 @@ def evaluate(
         )
     model = load_model(model_dir / "model.keras")
     probs = model.predict(dataset(rows, processed, classes, s["batch_size"]), verbose=0).astype(np.float64)
-    y_true = rows.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    class_id = {c: i for i, c in enumerate(classes)}
+    y_true = rows.label.map(class_id).to_numpy()
     y_pred = probs.argmax(axis=1)
     confidence = probs.max(axis=1)
     predicted = [classes[i] for i in y_pred]
@@ -105,7 +106,7 @@ def evaluate(
     valid = split_rows(index_path, "valid")
     if len(valid):
         v_probs = model.predict(dataset(valid, processed, classes, s["batch_size"]), verbose=0)
-        v_true = valid.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+        v_true = valid.label.map(class_id).to_numpy()
         valid_scores = headline(v_true, v_probs.argmax(axis=1), len(classes))
     else:
         valid_scores = headline([], [], len(classes))

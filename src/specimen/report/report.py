@@ -102,7 +102,7 @@ def report(
 
 def _num(value):
     """A table cell as JSON has it: NaN (no validation split) as null."""
-    return None if value is None or (isinstance(value, float) and value != value) else value
+    return None if pd.isna(value) else value
 
 
 def headline(trained: pd.DataFrame, baselines: pd.DataFrame, select: str, clean: dict, clean_dir: Path) -> dict:
