@@ -252,6 +252,37 @@ def test_near_duplicates_by_embedding_cosine(dirty, tmp_path):
     assert removed.loc["train/pen/pen_00_copy.png", "detail"].startswith("cosine")
 
 
+@pytest.mark.parametrize("max_bits", [0, 3, 6, 10])
+def test_phash_search_finds_exactly_the_pairs_a_plain_double_loop_finds(max_bits):
+    """The multi-index search (max_bits <= 7) and the blockwise one (above) against every pair
+    compared by hand: clusters of near hashes, a crowded bucket of equal hashes, strangers."""
+    from specimen.clean.duplicates import phash_pairs
+
+    rng = np.random.default_rng(max_bits)
+    centres = rng.integers(0, 2**63, 40, dtype=np.uint64)
+    hashes = np.repeat(centres, 8)
+    for _ in range(5):  # flip up to five random bits in about half of them
+        hit = rng.random(len(hashes)) < 0.5
+        hashes[hit] ^= np.uint64(1) << rng.integers(0, 64, hit.sum()).astype(np.uint64)
+    hashes = np.r_[hashes, np.zeros(30, np.uint64), rng.integers(0, 2**63, 50, dtype=np.uint64)]
+    base = rng.integers(0, 256, (len(centres) + 2, 32 * 32)).astype(np.float32)
+    owner = np.r_[np.repeat(np.arange(len(centres)), 8), np.full(30, len(centres)), np.full(50, len(centres) + 1)]
+    thumbs = np.clip(
+        base[owner] + rng.normal(0, 1, (len(hashes), 32 * 32)) * rng.uniform(5, 40, (len(hashes), 1)), 0, 255
+    ).astype(np.uint8)
+    expected = []
+    for i in range(len(hashes)):
+        for j in range(i + 1, len(hashes)):
+            if bin(int(hashes[i]) ^ int(hashes[j])).count("1") <= max_bits:
+                r = np.corrcoef(thumbs[i].astype(float), thumbs[j].astype(float))[0, 1]
+                if r >= 0.9:
+                    expected.append((i, j, r))
+    pairs, corr = phash_pairs(hashes, thumbs, max_bits, 0.9)
+    assert len(expected) > 20  # the planted pairs are there to be found
+    assert [tuple(p) for p in pairs.tolist()] == [(i, j) for i, j, _ in expected]
+    np.testing.assert_allclose(corr, [r for *_, r in expected], rtol=1e-4)
+
+
 def test_copies_with_different_labels_are_each_a_label_conflict_naming_the_other():
     from specimen.clean.duplicates import exact_duplicates
 
