@@ -12,13 +12,13 @@ THREADS = 4  # BLAS and OpenMP threads while clean searches neighbours and score
 
 
 @contextmanager
-def pinned_threads():
-    """BLAS and OpenMP (numpy's and scikit-learn's) on THREADS threads, whatever the machine has:
+def pinned_threads(threads: int = THREADS):
+    """BLAS and OpenMP (numpy's and scikit-learn's) on `threads` threads, whatever the machine has:
     scikit-learn's brute-force neighbours reduce their chunks over its threads, so a distance near
     a threshold, and so removed.csv, could differ between machines with other core counts."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=THREADS):
+    with threadpool_limits(limits=threads):
         yield
 
 
