@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -112,10 +111,9 @@ def zip_entry(name: str) -> zipfile.ZipInfo:
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Like numpy.savez, but with fixed entry timestamps so equal arrays give equal bytes."""
     with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
-            zf.writestr(zip_entry(f"{name}.npy"), buf.getvalue())
+        for name in sorted(arrays):  # each array streamed into its entry: no copy of it in memory
+            with zf.open(zip_entry(f"{name}.npy"), "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asarray(arrays[name]), allow_pickle=False)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
