@@ -1,6 +1,7 @@
 """Benchmark: preprocess throughput against a naive loop and the decode floor, and its memory.
 
     python bench/preprocess.py [--images 2000] [--side 800] [--target 224]
+    python bench/preprocess.py --photos ../shared/data/hymenoptera.zip [--repeat 8] [--target 224]
     python bench/preprocess.py --rss 5000 50000 [--side 320]
 
 Throughput: N generated photo-like JPEGs (side x 3/4 side) to target x target, measured in one run:
@@ -8,7 +9,8 @@ Throughput: N generated photo-like JPEGs (side x 3/4 side) to target x target, m
 - specimen: `specimen.data.preprocess.preprocess` on all cores (reduced-scale decode, shards);
 - floor: decoding alone at the reduced scale (libjpeg DCT scaling), on the same cores.
 Prints images/s and the ratios specimen/naive (goal >= 3 on 2 cores) and specimen/floor time
-(goal <= 1.5).
+(goal <= 1.5). With --photos, the images are the real JPEGs of a zip (../shared/data/), each listed
+--repeat times in the manifest (the page cache holds them after the first pass, for all three).
 
 Memory (--rss): peak RSS of the stage (main process and largest worker, each its own VmHWM) at
 each dataset size; the ratio largest/smallest says whether memory grows with the number of images
@@ -79,6 +81,24 @@ def make_dataset(root: Path, n: int, side: int) -> Path:
     return manifest
 
 
+def photos_dataset(root: Path, archive: Path, repeat: int) -> Path:
+    """The zip's JPEGs unpacked under root, and a manifest listing each `repeat` times."""
+    import zipfile
+
+    rows = []
+    with zipfile.ZipFile(archive) as zf:
+        names = sorted(n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg")))
+        for k, name in enumerate(names):
+            rel = f"set/{k:05d}.jpg"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(zf.read(name))
+            for r in range(repeat):
+                rows.append({"id": f"{r}/{rel}", "path": rel, "label": "c", "split": "train", "sha256": f"{r}-{k}"})
+    manifest = root / "manifest.csv"
+    pd.DataFrame(rows).assign(status="ok", reason="").to_csv(manifest, index=False)
+    return manifest
+
+
 def naive(paths, out: Path, target: int) -> None:
     out.mkdir()
     for i, p in enumerate(paths):
@@ -108,7 +128,10 @@ def timed(fn) -> float:
 def throughput(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t_gen = timed(lambda: make_dataset(tmp / "data", args.images, args.side))
+        if args.photos:
+            t_gen = timed(lambda: photos_dataset(tmp / "data", args.photos, args.repeat))
+        else:
+            t_gen = timed(lambda: make_dataset(tmp / "data", args.images, args.side))
         manifest = tmp / "data/manifest.csv"
         paths = [str(tmp / "data" / p) for p in pd.read_csv(manifest).path]
         image = {"size": [args.target, args.target], "resize": "pad", "color": "rgb", "max_pixels": None}
@@ -117,11 +140,9 @@ def throughput(args) -> None:
         t_ours = timed(lambda: preprocess(manifest, tmp / "data", tmp / "processed", image, 1024))
         with Pool(n_workers) as pool:
             t_floor = timed(lambda: pool.map(decode_reduced, [(p, args.target) for p in paths], chunksize=16))
-    n = args.images
-    print(
-        f"{n} JPEGs {args.side}x{args.side * 3 // 4} -> {args.target}x{args.target}, {n_workers} workers "
-        f"(generated in {t_gen:.0f} s)"
-    )
+    n = len(paths)
+    what = f"{args.photos.name} photos x{args.repeat}" if args.photos else f"JPEGs {args.side}x{args.side * 3 // 4}"
+    print(f"{n} {what} -> {args.target}x{args.target}, {n_workers} workers (made in {t_gen:.0f} s)")
     for label, t in (
         ("naive Pillow loop, 1 process", t_naive),
         ("specimen preprocess", t_ours),
@@ -205,6 +226,8 @@ if __name__ == "__main__":
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--side", type=int, default=800)
     ap.add_argument("--target", type=int, default=224)
+    ap.add_argument("--photos", type=Path, help="real JPEGs: a zip of them (../shared/data/hymenoptera.zip)")
+    ap.add_argument("--repeat", type=int, default=8, help="with --photos: times each photo is listed")
     ap.add_argument("--rss", type=int, nargs="+", help="measure peak memory at these dataset sizes instead")
     args = ap.parse_args()
     memory(args) if args.rss else throughput(args)
