@@ -292,7 +292,8 @@ def test_preprocess_shards_are_the_same_whatever_the_worker_count(tmp_path, monk
 def test_histogram_is_the_classic_opencv_recipe_over_the_image_pixels_only(tmp_path):
     manifest, extracted = prepared(tmp_path, per_class=4)
     preprocess(manifest, extracted, tmp_path / "processed", {"size": [24, 24], "resize": "pad", "color": "rgb"}, 50)
-    feats = embed(tmp_path / "processed", tmp_path / "features/histogram.npz", "histogram")
+    assert embed(tmp_path / "processed", tmp_path / "features/histogram.npz", "histogram") == (8, 512)
+    feats = np.load(tmp_path / "features/histogram.npz")["features"]
     index = pd.read_csv(tmp_path / "processed/index.csv")
     row = index.iloc[0]
     img = np.load(tmp_path / "processed/shards" / row.shard)[row.offset]
@@ -416,3 +417,25 @@ def test_preprocess_honours_a_max_pixels_above_pillows_own_limit(tmp_path, monke
         8,
     )
     assert kept == 4
+
+
+def test_a_streamed_array_gives_the_bytes_numpy_writes_for_the_whole_array(tmp_path):
+    """embed writes its features a batch at a time (Streamed): the npz must read back as numpy's
+    own, hold the same bytes as the whole array written at once, and refuse a wrong row count."""
+    from specimen.artefacts import Streamed, write_npz
+
+    rng = np.random.default_rng(0)
+    whole = rng.normal(size=(70, 5)).astype(np.float32)
+    ids = np.array([f"img{i}" for i in range(70)])
+    blocks = (whole[s : s + 16] for s in range(0, 70, 16))
+    write_npz(tmp_path / "streamed.npz", ids=ids, features=Streamed(whole.shape, np.float32, blocks))
+    write_npz(tmp_path / "whole.npz", ids=ids, features=whole)
+    np.savez(tmp_path / "numpy.npz", ids=ids, features=whole)
+    with np.load(tmp_path / "streamed.npz") as ours, np.load(tmp_path / "numpy.npz") as theirs:
+        np.testing.assert_array_equal(ours["features"], theirs["features"])
+        assert ours["ids"].tolist() == theirs["ids"].tolist()
+    assert (tmp_path / "streamed.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    short = Streamed((71, 5), np.float32, iter([whole]))
+    with pytest.raises(ValueError, match="70 rows written for an array of 71"):
+        write_npz(tmp_path / "short.npz", features=short)
+    assert not (tmp_path / "short.npz").exists()  # nothing half-written

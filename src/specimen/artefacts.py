@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
 import os
 import shutil
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -108,12 +110,38 @@ def zip_entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Like numpy.savez, but with fixed entry timestamps so equal arrays give equal bytes."""
+@dataclasses.dataclass
+class Streamed:
+    """An array for write_npz that is written as it is made: `blocks` yields its consecutive row
+    blocks (each of shape[1:] and dtype), so that no more than one block is ever held."""
+
+    shape: tuple
+    dtype: np.dtype
+    blocks: Iterable[np.ndarray]
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray | Streamed) -> None:
+    """Like numpy.savez, but with fixed entry timestamps so equal arrays give equal bytes; each array
+    streamed into its entry (no copy of it in memory), a Streamed one block by block (the same bytes
+    as the whole array's)."""
     with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):  # each array streamed into its entry: no copy of it in memory
+        for name in sorted(arrays):
+            value = arrays[name]
             with zf.open(zip_entry(f"{name}.npy"), "w", force_zip64=True) as entry:
-                np.lib.format.write_array(entry, np.asarray(arrays[name]), allow_pickle=False)
+                if not isinstance(value, Streamed):
+                    np.lib.format.write_array(entry, np.asarray(value), allow_pickle=False)
+                    continue
+                dtype, rows = np.dtype(value.dtype), 0
+                header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": value.shape}
+                np.lib.format.write_array_header_1_0(entry, header)
+                for block in value.blocks:
+                    block = np.ascontiguousarray(block, dtype=dtype)
+                    if block.shape[1:] != tuple(value.shape[1:]):
+                        raise ValueError(f"{name}: a block of shape {block.shape} for an array of {value.shape}")
+                    entry.write(block.data)
+                    rows += len(block)
+                if rows != value.shape[0]:
+                    raise ValueError(f"{name}: {rows} rows written for an array of {value.shape[0]}")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

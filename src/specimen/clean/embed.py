@@ -2,7 +2,8 @@
 
 The npz holds ``ids`` (index order), ``features`` (float32, one row per id) and ``extractor``; the
 network extractors add ``weights`` (embed.weights, or the CLIP preset). Shards are read one batch of
-``embed.batch_size`` images at a time; only the N x D output is held. The extractors (a colour
+``embed.batch_size`` images at a time, and each batch's features are written as they come: the
+stage's memory does not grow with the number of images. The extractors (a colour
 histogram, CLIP, any keras.applications backbone) are specimen.clean.features'.
 """
 
@@ -16,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.artefacts import write_npz
+from specimen.artefacts import Streamed, write_npz
 from specimen.clean.features import EXTRACTORS, THREADS, histograms, network
 from specimen.shards import Shards
 
@@ -30,8 +31,8 @@ def embed(
     weights: str = "imagenet",
     clip_preset: str = "clip_vit_base_patch32",
     input_size=None,
-) -> np.ndarray:
-    """Embed every image of processed/index.csv in index order; write and return the N x D features."""
+) -> tuple[int, int]:
+    """Embed every image of processed/index.csv in index order into `out_path`; return (N, D)."""
     if extractor not in EXTRACTORS:
         raise SpecimenError(f"embed.extractor {extractor!r}: choose one of {', '.join(EXTRACTORS)}")
     index = pd.read_csv(processed / "index.csv", keep_default_na=False)
@@ -47,18 +48,18 @@ def embed(
     else:
         size = input_size or shards.get(index.shard[:1], index.offset[:1]).shape[1:3]
         (features_of, dim), extra["weights"] = network(extractor, size, weights=weights), np.array(weights)
-    features = np.zeros((len(index), dim), dtype=np.float32)
-    row = 0
-    with tqdm(total=len(index), desc=f"embed {extractor}", unit="img", mininterval=1) as bar:
-        for rows, images in shards.batches(index, batch_size):
-            features[row : row + len(rows)] = features_of(rows, images)
-            row += len(rows)
-            bar.update(len(rows))
+
+    def blocks():
+        with tqdm(total=len(index), desc=f"embed {extractor}", unit="img", mininterval=1) as bar:
+            for rows, images in shards.batches(index, batch_size):
+                yield features_of(rows, images)
+                bar.update(len(rows))
+
     write_npz(
         out_path,
         ids=np.array(index["id"].tolist(), dtype=str),
-        features=features,
+        features=Streamed((len(index), dim), np.float32, blocks()),  # written a batch at a time
         extractor=np.array(extractor),
         **extra,
     )
-    return features
+    return len(index), dim

@@ -17,8 +17,8 @@ from specimen.commands import arg, stage
 def embed(p, args):
     from specimen.clean.embed import embed
 
-    f = embed(args.processed, args.out, **p["embed"])  # extractor, batch_size, weights, clip_preset, input_size
-    return f"{f.shape[0]} {p['embed']['extractor']} vectors of {f.shape[1]} floats into {args.out}"
+    n, dim = embed(args.processed, args.out, **p["embed"])  # extractor, batch_size, weights, clip_preset, input_size
+    return f"{n} {p['embed']['extractor']} vectors of {dim} floats into {args.out}"
 
 
 @stage(
