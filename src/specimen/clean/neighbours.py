@@ -31,17 +31,18 @@ def comparable(features: np.ndarray, extractor: str) -> np.ndarray:
     return features
 
 
-def nearest(features: np.ndarray, k: int):
+def nearest(features: np.ndarray, k: int, dtype=np.float32):
     """(cosine distances, indices) of each row's k nearest other rows.
 
-    Rows are normalised once and searched by squared euclidean distance (scikit-learn's fast
+    Rows are normalised once (as `dtype`) and searched by squared euclidean distance (scikit-learn's fast
     path; for unit vectors it is twice the cosine distance), in chunks of WORKING_BYTES."""
     from sklearn import config_context
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k, len(features) - 1)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    unit = features / np.where(norms > 0, norms, 1.0)
+    unit = np.array(features, dtype=dtype)  # one copy, in `dtype`,
+    norms = np.linalg.norm(unit, axis=1, keepdims=True)
+    unit /= np.where(norms > 0, norms, 1.0)  # normalised in place (0.4 GB less at 100k float64 rows)
     model = NearestNeighbors(n_neighbors=k + 1, metric="sqeuclidean", algorithm="brute").fit(unit)
     with config_context(working_memory=WORKING_BYTES // 2**20):
         dist, idx = model.kneighbors(unit)

@@ -34,7 +34,7 @@ def knn_distance(features: np.ndarray, k: int) -> np.ndarray:
     cleanlab's score and scipy's distances."""
     from specimen.clean.neighbours import nearest
 
-    dist, _ = nearest(np.asarray(features, np.float64), min(k, len(features) - 1))
+    dist, _ = nearest(features, min(k, len(features) - 1), dtype=np.float64)
     return dist.mean(axis=1)
 
 
