@@ -1,6 +1,8 @@
 """Benchmark: the clean stage at growing dataset sizes: time and peak memory, against a baseline.
 
     python bench/clean_scale.py [--sizes 5000 50000] [--side 48] [--keep DIR]
+    python bench/clean_scale.py --processed DIR/data/processed --features DIR/data/features/histogram.npz
+                                       # one project's own data instead (bench/scale.py's runs)
 
 For each size N it synthesises, deterministically (seeded numpy), what clean reads:
 - a processed folder: index.csv (the columns preprocess writes) and shards of 1024 side x side
@@ -244,9 +246,15 @@ CLEAN_CHILD = (
 import functools
 C = specimen.clean.clean
 params = specimen.params.load(Path(sys.argv[5]))
-STEPS = ["image_properties", "quality_scores", "exact_duplicates", "near_duplicates", "phash_pairs",
-         "_components", "comparable", "outliers", "nearest", "summarise", "write_galleries",
-         "plot_class_counts", "write_csv", "write_json"]
+import specimen.clean.duplicates, specimen.clean.neighbours, specimen.clean.outliers
+STEPS = {  # module -> the functions timed there (each called through that module's globals)
+    C: ["image_properties", "quality_scores", "exact_duplicates", "near_duplicates", "comparable",
+        "outlier_scores", "label_issues", "pixel_vectors", "summarise", "write_galleries",
+        "write_label_gallery", "write_csv", "write_json"],
+    specimen.clean.duplicates: ["phash_pairs", "_components"],
+    specimen.clean.neighbours: ["nearest"],
+    specimen.clean.outliers: ["knn_distance"],
+}
 
 peak = maxrss()  # before any reset: start-up and imports
 try:  # resetting the high-water mark gives each step its own peak
@@ -291,8 +299,9 @@ def wrap(name, fn):
         return result
     return timed
 
-for name in STEPS:
-    setattr(C, name, wrap(name, getattr(C, name)))
+for module, names in STEPS.items():
+    for name in names:
+        setattr(module, name, wrap(name, getattr(module, name)))
 start = time.perf_counter()
 summary = C.clean(processed, features_path, Path(sys.argv[4]), params["clean"], params["seed"])
 seconds = time.perf_counter() - start
@@ -313,12 +322,38 @@ def child(code: str, args: list, env: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def report(n: int, baseline: dict, run: dict) -> None:
+    print(
+        f"N={n}: clean {run['s']:.1f} s, peak RSS {run['rss']:.0f} MiB; removed "
+        f"{json.dumps(run['removed'])}; flagged {json.dumps(run['flagged'])}",
+        flush=True,
+    )
+    print(
+        f"  baseline child: {baseline['rss']:.0f} MiB holding the inputs, "
+        f"{baseline['rss_after_pass']:.0f} MiB after one pass through specimen.shards "
+        f"({baseline['pass_s']:.2f} s; its memory maps stay resident)"
+    )
+    print(f"  {'step':<18}{'calls':>6}{'time s':>9}{'share':>7}{'RSS at entry':>14}{'peak added MiB':>16}")
+    for name, s in sorted(run["steps"].items(), key=lambda kv: -kv[1]["s"]):
+        added = f"{s['added']:.1f}" if run["per_step_peak"] else "n/a"
+        extra = f"  ({s['pairs']} pairs)" if "pairs" in s else ""
+        print(
+            f"  {name:<18}{s['calls']:>6}{s['s']:>9.2f}{s['s'] / run['s']:>7.0%}{s['entry']:>14.0f}{added:>16}{extra}"
+        )
+
+
 def main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="clean_scale-") as tmp:
         tmp = Path(tmp)
         base = Path(args.keep) if args.keep else tmp / "data"
         env = {**os.environ, "MPLCONFIGDIR": str(tmp / "mpl"), "XDG_CACHE_HOME": str(tmp / "cache")}
         results = {}
+        if args.processed:
+            n = len(pd.read_csv(args.processed / "index.csv", usecols=["id"]))
+            baseline = child(BASELINE_CHILD, [args.processed, args.features], env)
+            run = child(CLEAN_CHILD, [args.processed, args.features, tmp / "clean", args.params], env)
+            report(n, baseline, run)
+            return
         for n in args.sizes:
             root = base / f"n{n}"
             if root.exists():
@@ -335,24 +370,7 @@ def main(args) -> None:
             baseline = child(BASELINE_CHILD, [processed, feats], env)
             run = child(CLEAN_CHILD, [processed, feats, root / "clean", args.params], env)
             results[n] = (baseline, run)
-            print(
-                f"N={n}: clean {run['s']:.1f} s, peak RSS {run['rss']:.0f} MiB; removed "
-                f"{json.dumps(run['removed'])}; flagged {json.dumps(run['flagged'])}",
-                flush=True,
-            )
-            print(
-                f"  baseline child: {baseline['rss']:.0f} MiB holding the inputs, "
-                f"{baseline['rss_after_pass']:.0f} MiB after one pass through specimen.shards "
-                f"({baseline['pass_s']:.2f} s; its memory maps stay resident)"
-            )
-            print(f"  {'step':<18}{'calls':>6}{'time s':>9}{'share':>7}{'RSS at entry':>14}{'peak added MiB':>16}")
-            for name, s in sorted(run["steps"].items(), key=lambda kv: -kv[1]["s"]):
-                added = f"{s['added']:.1f}" if run["per_step_peak"] else "n/a"
-                extra = f"  ({s['pairs']} pairs)" if "pairs" in s else ""
-                print(
-                    f"  {name:<18}{s['calls']:>6}{s['s']:>9.2f}{s['s'] / run['s']:>7.0%}{s['entry']:>14.0f}"
-                    f"{added:>16}{extra}"
-                )
+            report(n, baseline, run)
             if not args.keep:
                 shutil.rmtree(root)
     print()
@@ -395,4 +413,6 @@ if __name__ == "__main__":
     ap.add_argument(
         "--keep", metavar="DIR", help="keep the synthetic data and clean's outputs in DIR/n<N>/ (replaced if there)"
     )
+    ap.add_argument("--processed", type=Path, help="profile clean on this processed folder (with --features) instead")
+    ap.add_argument("--features", type=Path, help="with --processed: the embed npz")
     main(ap.parse_args())
