@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from specimen.data.images import scaled_size  # noqa: E402
 from specimen.data.preprocess import preprocess, workers  # noqa: E402
 
+SPLITS = ["train"] * 7 + ["valid"] * 2 + ["test"]  # preprocess refuses a split with no image
+
 
 def photo(rng, side: int) -> Image.Image:
     """Smooth gradients, blobs and noise: compresses and decodes like a photo, not like flat art."""
@@ -70,7 +72,7 @@ def make_dataset(root: Path, n: int, side: int) -> Path:
                 "id": rel[4:],
                 "path": rel,
                 "label": f"c{i % 10}",
-                "split": "train",
+                "split": SPLITS[i % 10],
                 "sha256": str(i),
                 "status": "ok",
                 "reason": "",
@@ -93,7 +95,8 @@ def photos_dataset(root: Path, archive: Path, repeat: int) -> Path:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(zf.read(name))
             for r in range(repeat):
-                rows.append({"id": f"{r}/{rel}", "path": rel, "label": "c", "split": "train", "sha256": f"{r}-{k}"})
+                split = SPLITS[(k * repeat + r) % 10]
+                rows.append({"id": f"{r}/{rel}", "path": rel, "label": "c", "split": split, "sha256": f"{r}-{k}"})
     manifest = root / "manifest.csv"
     pd.DataFrame(rows).assign(status="ok", reason="").to_csv(manifest, index=False)
     return manifest
