@@ -49,7 +49,7 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.conftest import make_project  # noqa: E402  (the same project copy the tests use)
+from tests.conftest import isolated_env, make_project  # noqa: E402  (as the tests make and run projects)
 
 PHOTOS = ROOT.parent / "shared" / "data" / "hymenoptera.zip"
 CLASSES = 40
@@ -182,22 +182,7 @@ def run_size(work: Path, n: int, side: int, transfer: bool) -> dict:
     base = work / f"run-{n}"
     shutil.rmtree(base, ignore_errors=True)
     home = base / "home"
-    env = {
-        "HOME": str(home),
-        "KERAS_HOME": str(home / "keras"),
-        "MPLCONFIGDIR": str(home / "mpl"),
-        "DVC_SITE_CACHE_DIR": str(home / "dvc-site"),
-        "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
-        "DVC_NO_ANALYTICS": "1",
-        "XDG_CACHE_HOME": str(home / "cache"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        **{
-            f"GIT_{who}_{what}": value
-            for who in ("AUTHOR", "COMMITTER")
-            for what, value in (("NAME", "bench"), ("EMAIL", "bench@example.org"))
-        },
-    }
-    os.environ.update(env)
+    os.environ.update(isolated_env(home))
     params = {
         "dataset.source": f"local:{archive}",
         "image.size": [side, side],

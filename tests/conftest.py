@@ -45,11 +45,10 @@ def pytest_xdist_auto_num_workers(config):
     return (os.cpu_count() or 1) + 1
 
 
-@pytest.fixture(autouse=True, scope="session")
-def isolated_home(tmp_path_factory):
-    """Keras, matplotlib, DVC, Snakemake and XDG caches in a temp folder; nothing in the real home."""
-    home = tmp_path_factory.mktemp("home")
-    env = {
+def isolated_env(home: Path) -> dict:
+    """The environment that keeps Keras, matplotlib, DVC, Snakemake and XDG caches (and git's
+    identity) under `home`, nothing in the real home; the benches use it too."""
+    return {
         "HOME": str(home),
         "KERAS_HOME": str(home / "keras"),
         "MPLCONFIGDIR": str(home / "mpl"),
@@ -65,6 +64,13 @@ def isolated_home(tmp_path_factory):
         "GIT_COMMITTER_NAME": "test",
         "GIT_COMMITTER_EMAIL": "test@example.org",
     }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_home(tmp_path_factory):
+    """Keras, matplotlib, DVC, Snakemake and XDG caches in a temp folder; nothing in the real home."""
+    home = tmp_path_factory.mktemp("home")
+    env = isolated_env(home)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield home
