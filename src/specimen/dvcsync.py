@@ -54,12 +54,10 @@ def commit_finished(root: Path) -> dict:
             # a stage DVC already calls changed keeps its record (`dvc status` then says why); one it
             # would call current (its inputs rebuilt to the same bytes, say) has its record removed
             forgotten = [s.addressing for s in rerun if not s.changed() and forget(repo, s)]
-            relink = _links_keep_times(repo)
             for stage in current:
-                if stage.changed():  # what this run (re)built; the rest is recorded already
-                    # relink only as a hard link, which is the workspace's own file (its mtime, which
-                    # Snakemake compares, kept); a copy is left where Snakemake wrote it.
-                    repo.commit(stage.addressing, force=True, relink=relink)
+                # relink=False: copy into the cache but leave the workspace files (and their mtimes,
+                # which Snakemake compares) as Snakemake wrote them.
+                repo.commit(stage.addressing, force=True, relink=False)
             not_run = [s.addressing for s in stages if not all(o.exists for o in s.outs)]
             return {
                 "committed": [s.addressing for s in current],
@@ -69,17 +67,6 @@ def commit_finished(root: Path) -> dict:
             }
     except DvcException as e:
         raise SpecimenError(f"dvc commit: {str(e).splitlines()[0]}") from None
-
-
-def _links_keep_times(repo) -> bool:
-    """Whether DVC's cache takes outputs as hard links (.dvc/config: cache.type hardlink first, the
-    cache on the workspace's file system): then the cache and the workspace share each file's bytes
-    and its mtime."""
-    types = list(repo.cache.local.cache_types or [])
-    cache = Path(repo.cache.local.path)
-    while not cache.exists():
-        cache = cache.parent
-    return bool(types) and types[0] == "hardlink" and cache.stat().st_dev == Path(repo.root_dir).stat().st_dev
 
 
 def snakemake_would_build(root: Path, targets: list[str]) -> set[str]:
