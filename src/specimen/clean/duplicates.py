@@ -102,18 +102,16 @@ def phash_pairs(
     if n < 2:
         return np.zeros((0, 2), dtype=int), np.zeros(0)
     pairs = _close_pairs(hashes, max_bits) if max_bits <= 7 else _close_pairs_brute(hashes, max_bits)
+    block = max(1, WORKING_BYTES // (2 * 4 * thumbs.shape[1]))  # pairs whose two float32 thumbnails fit
     corr = np.concatenate(
         [np.zeros(0)]
         + [
-            _correlation(thumbs[pairs[s : s + CORR_BLOCK, 0]], thumbs[pairs[s : s + CORR_BLOCK, 1]])
-            for s in range(0, len(pairs), CORR_BLOCK)
+            _correlation(thumbs[pairs[s : s + block, 0]], thumbs[pairs[s : s + block, 1]])
+            for s in range(0, len(pairs), block)
         ]
     )
     keep = corr >= min_corr
     return pairs[keep], corr[keep]
-
-
-CORR_BLOCK = WORKING_BYTES // (2 * 4 * 32 * 32)  # pairs whose two float32 32x32 thumbnails fit WORKING_BYTES
 
 
 def _close_pairs(hashes: np.ndarray, max_bits: int) -> np.ndarray:

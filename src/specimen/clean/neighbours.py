@@ -40,9 +40,9 @@ def nearest(features: np.ndarray, k: int, dtype=np.float32):
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k, len(features) - 1)
-    unit = np.array(features, dtype=dtype)  # one copy, in `dtype`,
+    unit = np.array(features, dtype=dtype)  # the one copy, normalised in place (0.4 GB less at 100k float64 rows)
     norms = np.linalg.norm(unit, axis=1, keepdims=True)
-    unit /= np.where(norms > 0, norms, 1.0)  # normalised in place (0.4 GB less at 100k float64 rows)
+    unit /= np.where(norms > 0, norms, 1.0)
     model = NearestNeighbors(n_neighbors=k + 1, metric="sqeuclidean", algorithm="brute").fit(unit)
     with config_context(working_memory=WORKING_BYTES // 2**20):
         dist, idx = model.kneighbors(unit)
