@@ -35,6 +35,7 @@ import yaml
 from PIL import Image
 
 from specimen.cli import main
+from specimen.data.extracted import Extracted
 from specimen.data.ingest import ALONE
 from tests.conftest import ROOT, set_dotted
 from tests.test_clean import page
@@ -118,19 +119,20 @@ def error_line(run: Run, stage: str) -> str:
     return lines[0]
 
 
-def files_below(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+def files_listed(extracted: Path) -> list[str]:
+    """The files extract listed (their bytes stay in the archive, read in place)."""
+    return sorted(Extracted(extracted).paths)
 
 
 def accounted(run: Run, stage: str) -> None:
     """Every file that reached `stage` is in its output: kept, or rejected/removed with a reason."""
-    if stage == "extract":  # the files it reports are the files written (junk it skipped: counted, not written)
-        written = int(re.search(r"(\d+) files into", run.out["extract"]).group(1))
-        assert len(files_below(run.data / "extracted")) == written
+    if stage == "extract":  # the files it reports are the files listed (junk it skipped: counted, not listed)
+        written = int(re.search(r"(\d+) files listed in", run.out["extract"]).group(1))
+        assert len(files_listed(run.data / "extracted")) == written
     elif stage == "ingest":
         m = run.read("interim/manifest.csv")
         assert m.id.is_unique and set(m.status) <= {"ok", "rejected", "labels"}
-        assert sorted(m.path[m.path != ""]) == files_below(run.data / "extracted")  # a row per file ...
+        assert sorted(m.path[m.path != ""]) == files_listed(run.data / "extracted")  # a row per file ...
         assert (m.status[m.path == ""] == "rejected").all()  # ... and per listed path with none
         assert (m.reason[m.status != "ok"] != "").all()
     elif stage == "preprocess":

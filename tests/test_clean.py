@@ -210,7 +210,7 @@ def test_grayscale_and_odd_size_agree_with_cleanvisions_imagelab_on_the_files(tm
     clean(tmp_path / "processed", tmp_path / "features.npz", tmp_path / "clean", clean_params(), seed=0)
     ours = pd.read_csv(tmp_path / "clean/scores.csv", keep_default_na=False).set_index("id")
 
-    files = sorted((tmp_path / "extracted").rglob("*.png"))
+    files = sorted(root.rglob("*.png"))  # the source folder download zipped
     lab = Imagelab(filepaths=[str(f) for f in files])
     lab.find_issues({"grayscale": {}, "odd_size": {}}, n_jobs=1, verbose=False)
     theirs = lab.issues.set_axis([f.relative_to(files[0].parents[1]).as_posix() for f in files])

@@ -20,6 +20,7 @@ import pytest
 from specimen import SpecimenError
 from specimen.data.entries import CHUNK, Budget, Source, copy_limited
 from specimen.data.extract import extract
+from specimen.data.extracted import Extracted
 
 TAR_MODES = {".tar": "w", ".tar.gz": "w:gz", ".tgz": "w:gz", ".tar.bz2": "w:bz2", ".tar.xz": "w:xz"}
 
@@ -82,8 +83,11 @@ def everything(root: Path) -> set:
     return found
 
 
-def tree(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def tree(out: Path) -> dict:
+    """{path below ds/: bytes} of every file extract listed in out/files.csv, read where it lies."""
+    listing = Extracted(out)
+    assert all(p.startswith("ds/") for p in listing.paths), listing.paths
+    return {p.removeprefix("ds/"): listing.read(p) for p in listing.paths}
 
 
 def refused(tmp_path: Path, raw: Path, *limits, entry: str, match: str = "") -> str:
@@ -103,10 +107,10 @@ def extracted(tmp_path: Path, raw: Path, *limits):
     out = tmp_path / "work/extracted"
     before = everything(tmp_path)
     result = extract(raw, out, *limits)
-    assert result["target"] == str(out / "ds")
+    assert result["listing"] == str(out / "files.csv")
     new = everything(tmp_path) - before
     assert all(p == "work/extracted" or p.startswith("work/extracted/") for p in new), new
-    return result, tree(out / "ds")
+    return result, tree(out)
 
 
 # -- names, links, devices -----------------------------------------------------------------------
@@ -275,15 +279,10 @@ def test_zip_in_zip_is_extracted_once_in_place_of_the_inner_archive(tmp_path):
     raw = raw_with(tmp_path, "outer.zip", zip_bytes([("inner.zip", inner)]))
     result, files = extracted(tmp_path, raw, 100)
     assert files == {"flowers/rose/a.png": b"rose", "flowers/tulip/b.png": b"tulip"}
-    assert result == {"files": 2, "skipped": 0, "target": str(tmp_path / "work/extracted/ds")}
-    assert everything(tmp_path / "work/extracted") == {
-        "ds",
-        "ds/flowers",
-        "ds/flowers/rose",
-        "ds/flowers/tulip",
-        "ds/flowers/rose/a.png",
-        "ds/flowers/tulip/b.png",
-    }
+    assert result == {"files": 2, "skipped": 0, "listing": str(tmp_path / "work/extracted/files.csv")}
+    # the inner zip is kept beside the listing and read in place: one copy of its files, not two
+    assert everything(tmp_path / "work/extracted") == {"files.csv", "nested.zip"}
+    assert (tmp_path / "work/extracted/nested.zip").read_bytes() == inner
 
 
 def test_zip_in_zip_in_zip_unpacks_one_level_only(tmp_path):
@@ -346,8 +345,8 @@ def test_macos_junk_and_dotfiles_are_skipped_windows_junk_kept(tmp_path):
     raw = raw_with(tmp_path, "mac.zip", zip_bytes(entries))
     result, files = extracted(tmp_path, raw, 100)
     assert files == {"cls/a.png": b"a", "cls/Thumbs.db": b"t", "cls/desktop.ini": b"d", "other/b.png": b"b"}
-    assert (tmp_path / "work/extracted/ds/cls/empty").is_dir()
-    assert result == {"files": 4, "skipped": 5, "target": str(tmp_path / "work/extracted/ds")}
+    assert result == {"files": 4, "skipped": 5, "listing": str(tmp_path / "work/extracted/files.csv")}
+    assert everything(tmp_path / "work/extracted") == {"files.csv"}  # the files are read from the zip in place
 
 
 @pytest.mark.parametrize("suffix", list(TAR_MODES))
@@ -364,6 +363,11 @@ def test_tar_happy_path(tmp_path, suffix):
     result, files = extracted(tmp_path, raw, 100)
     assert files == {"cls/a.png": b"a" * 5000, "dog/b.png": b"b"}
     assert result["files"] == 2 and result["skipped"] == 2
+    # a tar cannot be read at an offset: its files are repacked, the same bytes on every run
+    assert everything(tmp_path / "work/extracted") == {"files.csv", "pack.zip"}
+    first = (tmp_path / "work/extracted/pack.zip").read_bytes()
+    extracted(tmp_path, raw, 100)
+    assert (tmp_path / "work/extracted/pack.zip").read_bytes() == first
 
 
 def test_a_second_run_replaces_the_first(tmp_path):
@@ -371,4 +375,4 @@ def test_a_second_run_replaces_the_first(tmp_path):
     extracted(tmp_path, raw, 100)
     raw = raw_with(tmp_path, "a.zip", zip_bytes([("c/b.txt", b"2")]))
     assert extract(raw, tmp_path / "work/extracted", 100)["files"] == 1
-    assert tree(tmp_path / "work/extracted/ds") == {"c/b.txt": b"2"}
+    assert tree(tmp_path / "work/extracted") == {"c/b.txt": b"2"}

@@ -99,7 +99,7 @@ def test_a_download_killed_mid_stream_runs_again_to_the_same_bytes(tmp_path):
 
 
 def test_a_preprocess_killed_between_shards_runs_again_to_the_same_bytes(reference, tmp_path):
-    p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
+    p = upstream_of(reference, tmp_path / "p", "raw", "extracted", "interim")
     cmd = [str(BIN / "specimen"), "preprocess", "data/interim/manifest.csv", "data/extracted", "data/processed"]
     pid = kill_when(cmd, p, lambda: any(p.glob("data/.processed.tmp-*/shards/*")))
     assert not (p / "data/processed").exists()  # what it wrote is in its temporary folder only
@@ -126,7 +126,7 @@ def test_a_disk_that_fills_up_while_shards_are_written_is_one_line_and_keeps_not
     """preprocess writes its shards to a 1 MiB tmpfs (a mount namespace of its own, so no root is
     needed): the third shard does not fit."""
     assert shutil.which("unshare"), "this test needs util-linux's unshare"
-    p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
+    p = upstream_of(reference, tmp_path / "p", "raw", "extracted", "interim")
     disk = p / "small-disk"
     disk.mkdir()
     script = (
@@ -157,7 +157,7 @@ def test_a_dev_shm_too_small_for_the_image_buffers_falls_back_to_disk_with_the_s
     here a 256 KiB tmpfs on /dev/shm (a mount namespace of its own) against two 432 KiB buffers.
     preprocess says so in a line, puts them on disk, and writes the very shards of a normal run."""
     assert shutil.which("unshare"), "this test needs util-linux's unshare"
-    p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
+    p = upstream_of(reference, tmp_path / "p", "raw", "extracted", "interim")
     script = (
         "mount -t tmpfs -o size=256k specimen-small-shm /dev/shm || exit 99; "
         f'"{BIN / "specimen"}" preprocess data/interim/manifest.csv data/extracted data/processed; echo "exit=$?"'
@@ -196,7 +196,7 @@ def test_a_killed_decoding_worker_stops_preprocess_in_one_line_within_seconds(re
     """As the out-of-memory killer would: one of preprocess's decoding workers is SIGKILLed part-way.
     The stage ends within seconds (multiprocessing.Pool waited forever for the dead worker's images)
     with a one-line error that says what to do, and keeps nothing."""
-    p = upstream_of(reference, tmp_path / "p", "extracted", "interim")
+    p = upstream_of(reference, tmp_path / "p", "raw", "extracted", "interim")
     cmd = [str(BIN / "specimen"), "preprocess", "data/interim/manifest.csv", "data/extracted", "data/processed"]
     proc = subprocess.Popen(cmd, cwd=p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     end = time.monotonic() + 60

@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 
 from specimen import SpecimenError, cli
+from specimen.data.download import download
+from specimen.data.extract import extract
 from specimen.data.ingest import ingest
 from specimen.params import load
 
@@ -35,8 +37,17 @@ def image(path: Path, seed: int = 0, size=(24, 18), fmt=None) -> Path:
     return path
 
 
+def listed(tmp_path: Path) -> Path:
+    """The replica built under tmp_path/extracted/<name>/ as a user's would reach ingest: zipped by
+    download (a local: folder) and listed by extract, its files read from that zip."""
+    (folder,) = (tmp_path / "extracted").iterdir()
+    download(f"local:{folder}", tmp_path / "raw")
+    extract(tmp_path / "raw", tmp_path / "listed", 1000)
+    return tmp_path / "listed"
+
+
 def run(tmp_path: Path, name="out", **kw) -> pd.DataFrame:
-    return ingest(tmp_path / "extracted", tmp_path / name, SPLIT, seed=3, **kw)
+    return ingest(listed(tmp_path), tmp_path / name, SPLIT, seed=3, **kw)
 
 
 def files_on_disk(tmp_path: Path) -> int:
@@ -395,7 +406,7 @@ def test_preset_validates_and_ingests_its_replica_through_the_cli(tmp_path, name
     p = load(preset)
     assert p["dataset"]["source"].startswith("kaggle:") and p["train"]["models"] == ["small_cnn"]
     PRESETS[name](tmp_path)
-    assert cli.main(["ingest", "--params", str(preset), str(tmp_path / "extracted"), str(tmp_path / "out")]) == 0
+    assert cli.main(["ingest", "--params", str(preset), str(listed(tmp_path)), str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     m = pd.read_csv(tmp_path / "out/manifest.csv", dtype=str, keep_default_na=False)
     ok = m[m.status == "ok"]

@@ -38,9 +38,10 @@ def shard_pixels(processed: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def sources(tmp: Path, ids) -> list[Path]:
-    """The extracted files the index's `ids` were made from."""
+    """The source files the index's `ids` were made from: the folder download zipped, tmp/shapes/
+    (the manifest's paths start with its name)."""
     manifest = pd.read_csv(tmp / "interim/manifest.csv").set_index("id")
-    return [tmp / "extracted" / manifest.path[i] for i in ids]
+    return [tmp / manifest.path[i] for i in ids]
 
 
 def probabilities(frame: pd.DataFrame, classes: list[str]) -> np.ndarray:
@@ -59,7 +60,7 @@ def test_predict_sees_exactly_the_pixels_preprocess_stored(tiny, tmp_path):
     index, pixels = shard_pixels(tiny / "processed")
     expected = load(model_dir / "model.keras").predict(pixels, verbose=0)
     # the 40x30 source files, which predict pads to 24x24 as preprocess did ...
-    originals = predict(model_dir, tiny / "extracted", top_k=2)
+    originals = predict(model_dir, tiny / "shapes", top_k=2)
     by_path = originals.set_index("path")
     got = probabilities(by_path.loc[[str(p) for p in sources(tiny, index.id)]].reset_index(), classes)
     np.testing.assert_allclose(got, expected, atol=2e-6)
@@ -82,33 +83,33 @@ def test_predict_follows_the_resize_and_colour_in_meta_json(tiny, tmp_path, resi
     model.save(tmp_path / "model/model.keras")
     meta = {"classes": ["disc", "square"], "preprocess": image}
     (tmp_path / "model/meta.json").write_text(json.dumps(meta))
-    frame = predict(tmp_path / "model", tiny / "extracted", top_k=2).set_index("path")
+    frame = predict(tmp_path / "model", tiny / "shapes", top_k=2).set_index("path")
     got = probabilities(frame.loc[[str(p) for p in sources(tiny, index.id)]].reset_index(), meta["classes"])
     np.testing.assert_allclose(got, model.predict(pixels, verbose=0), atol=2e-6)
 
 
 def test_csv_has_k_ranked_columns_capped_at_the_number_of_classes(tiny, tmp_path):
     model_dir = tiny / "models/small_cnn"
-    one = predict(model_dir, tiny / "extracted", top_k=1, out=tmp_path / "one.csv")
+    one = predict(model_dir, tiny / "shapes", top_k=1, out=tmp_path / "one.csv")
     assert list(pd.read_csv(tmp_path / "one.csv").columns) == ["path", "label_1", "prob_1", "error"]
     assert len(one) == 40 and one.path.tolist() == sorted(one.path)
-    capped = predict(model_dir, tiny / "extracted", top_k=5, out=tmp_path / "five.csv")
+    capped = predict(model_dir, tiny / "shapes", top_k=5, out=tmp_path / "five.csv")
     frame = pd.read_csv(tmp_path / "five.csv", keep_default_na=False)
     assert list(frame.columns) == ["path", "label_1", "prob_1", "label_2", "prob_2", "error"]
     assert (frame.prob_1 >= frame.prob_2).all() and (frame.label_1 != frame.label_2).all()
     assert (frame.prob_1 + frame.prob_2 <= 1 + 2e-6).all() and (frame[["prob_1", "prob_2"]] >= 0).all().all()
     assert frame.equals(capped) and frame.label_1.tolist() == one.label_1.tolist()
     assert (tmp_path / "five.csv").read_bytes() == (
-        predict(model_dir, tiny / "extracted", 5, tmp_path / "again.csv"),
+        predict(model_dir, tiny / "shapes", 5, tmp_path / "again.csv"),
         (tmp_path / "again.csv").read_bytes(),
     )[1]
-    by_name = predict("small_cnn", tiny / "extracted/shapes/disc/disc_00.png", models_root=tiny / "models")
+    by_name = predict("small_cnn", tiny / "shapes/disc/disc_00.png", models_root=tiny / "models")
     assert len(by_name) == 1 and by_name.path[0].endswith("disc_00.png")
 
 
 def test_files_that_are_not_images_become_error_rows(tiny, tmp_path):
     folder = tmp_path / "mixed"
-    shutil.copytree(tiny / "extracted/shapes/disc", folder / "disc")
+    shutil.copytree(tiny / "shapes/disc", folder / "disc")
     (folder / "notes.txt").write_text("not an image")
     (folder / "deeper").mkdir()
     (folder / "deeper/broken.png").write_bytes((folder / "disc/disc_00.png").read_bytes()[:100])
@@ -122,17 +123,17 @@ def test_files_that_are_not_images_become_error_rows(tiny, tmp_path):
 
 
 def test_too_large_images_are_refused_by_image_max_pixels(tiny, tmp_path):
-    frame = predict(tiny / "models/small_cnn", tiny / "extracted/shapes/disc/disc_00.png", max_pixels=1000)
+    frame = predict(tiny / "models/small_cnn", tiny / "shapes/disc/disc_00.png", max_pixels=1000)
     assert frame.error[0].startswith("decompression bomb") and frame.label_1.isna().all()
 
 
 def test_library_errors_are_one_line(tiny, tmp_path):
     with pytest.raises(SpecimenError, match="no such model folder"):
-        predict(tmp_path / "nope", tiny / "extracted")
+        predict(tmp_path / "nope", tiny / "shapes")
     (tmp_path / "old").mkdir()
     shutil.copy(tiny / "models/small_cnn/model.keras", tmp_path / "old")
     with pytest.raises(SpecimenError, match="retrain"):
-        predict(tmp_path / "old", tiny / "extracted")
+        predict(tmp_path / "old", tiny / "shapes")
     with pytest.raises(SpecimenError, match="no such file or folder"):
         predict(tiny / "models/small_cnn", tmp_path / "missing")
 
@@ -140,7 +141,7 @@ def test_library_errors_are_one_line(tiny, tmp_path):
 def test_command_prints_a_table_and_fails_in_one_line(tiny, tmp_path):
     params = params_with(tmp_path / "p", lambda p: None)
     specimen = [str(BIN / "specimen"), "predict", "--params", str(params)]
-    model_dir, images = str(tiny / "models/small_cnn"), tiny / "extracted/shapes"
+    model_dir, images = str(tiny / "models/small_cnn"), tiny / "shapes"
     (images / "readme.txt").write_text("a file among the images")
     try:
         shown = run([*specimen, model_dir, str(images), "--top-k", "3"], tmp_path).stdout.splitlines()
@@ -175,7 +176,7 @@ def test_a_model_with_a_lambda_layer_is_refused_unless_unsafe(tiny, tmp_path):
     (tmp_path / "model").mkdir()
     keras.Model(inputs, outputs).save(tmp_path / "model/model.keras")
     shutil.copy(trusted / "meta.json", tmp_path / "model")
-    images = tiny / "extracted/shapes"
+    images = tiny / "shapes"
     with pytest.raises(SpecimenError, match=r"Lambda layer\(s\) passthrough .* --unsafe"):
         predict(tmp_path / "model", images)
 

@@ -18,6 +18,7 @@ from specimen.clean.embed import embed
 from specimen.clean.features import colour_histogram
 from specimen.data.download import download, parse_source
 from specimen.data.extract import extract
+from specimen.data.extracted import Extracted
 from specimen.data.images import load_image
 from specimen.data.ingest import ingest
 from specimen.data.preprocess import preprocess
@@ -391,8 +392,14 @@ def test_max_pixels_refuses_bombs_without_decoding(tmp_path):
 
 def test_every_shard_image_is_its_source_decoded_even_around_rejects(tmp_path):
     manifest, extracted = prepared(tmp_path, per_class=6)
-    victim = sorted((tmp_path / "extracted").rglob("*.png"))[3]
-    victim.write_bytes(victim.read_bytes()[:200])  # truncated after ingest: preprocess rejects it
+    archive = tmp_path / "raw/shapes.zip"  # where extract's listing reads the images from
+    with zipfile.ZipFile(archive) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    victim = sorted(n for n in members if n.endswith(".png"))[3]
+    members[victim] = members[victim][:200]  # truncated after ingest: preprocess rejects it
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
     kept = preprocess(
         manifest, extracted, tmp_path / "processed", {"size": [16, 20], "resize": "pad", "color": "rgb"}, 5
     )
@@ -402,7 +409,7 @@ def test_every_shard_image_is_its_source_decoded_even_around_rejects(tmp_path):
     m = pd.read_csv(manifest).set_index("id")
     for row in index.itertuples():
         stored = np.load(tmp_path / "processed/shards" / row.shard)[row.offset]
-        expected, _, _ = load_image(str(extracted / m.loc[row.id, "path"]), 16, 20, "rgb")
+        expected, _, _ = load_image(Extracted(extracted).read(m.loc[row.id, "path"]), 16, 20, "rgb")
         assert (stored == expected).all(), row.id
 
 

@@ -42,6 +42,7 @@ rule extract:
 rule ingest:
     input:
         extracted="data/extracted",
+        raw="data/raw",  # the listing's files are read from the archive in place
         code=code("ingest"),
     output:
         manifest="data/interim/manifest.csv",
@@ -62,6 +63,7 @@ rule preprocess:
     input:
         manifest="data/interim/manifest.csv",
         extracted="data/extracted",
+        raw="data/raw",  # the listing's files are read from the archive in place
         code=code("preprocess"),
     output:
         directory("data/processed"),

@@ -13,6 +13,7 @@ SEARCHES = expand("results/search/{target}.csv", target=config["search"]["target
 rule search:
     input:
         extracted="data/extracted",
+        raw="data/raw",  # the listing's files are read from the archive in place
         code=code("search"),
     output:
         "results/search/{target}.csv",

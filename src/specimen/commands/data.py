@@ -27,7 +27,7 @@ def download(p, args):
 
 @stage(
     "extract",
-    "unpack data/raw/<archive> into data/extracted/<name>/, refusing hostile entries",
+    "check data/raw/<archive> and list its files in data/extracted/files.csv (read in place), refusing hostile entries",
     "specimen.data.extract",
     arg("raw", type=Path, help="the download folder, e.g. data/raw"),
     arg("out", type=Path, help="output folder, e.g. data/extracted"),
@@ -38,14 +38,14 @@ def extract(p, args):
     e = p["extract"]
     r = extract(args.raw, args.out, e["max_total_mb"], e["max_ratio"], e["max_files"])
     skipped = f" ({r['skipped']} macOS/dotfile entries skipped)" if r["skipped"] else ""
-    return f"{r['files']} files into {r['target']}{skipped}"
+    return f"{r['files']} files listed in {r['listing']}{skipped}"
 
 
 @stage(
     "ingest",
     "account for every file: data/interim/manifest.csv and classes.json",
     "specimen.data.ingest",
-    arg("extracted", type=Path, help="the extracted folder, e.g. data/extracted"),
+    arg("extracted", type=Path, help="extract's output (its files.csv), e.g. data/extracted"),
     arg("out", type=Path, help="output folder for manifest.csv and classes.json, e.g. data/interim"),
 )
 def ingest(p, args):
@@ -74,7 +74,11 @@ def ingest(p, args):
     "decode, EXIF-rotate, resize + pad to image.size; shards + index in data/processed/",
     "specimen.data.preprocess",
     arg("manifest", type=Path, help="e.g. data/interim/manifest.csv"),
-    arg("extracted", type=Path, help="the folder the manifest's paths are relative to, e.g. data/extracted"),
+    arg(
+        "extracted",
+        type=Path,
+        help="extract's output, whose files.csv says where the manifest's paths lie, e.g. data/extracted",
+    ),
     arg("out", type=Path, help="output folder, e.g. data/processed"),
 )
 def preprocess(p, args):

@@ -1,12 +1,12 @@
-"""What an archive entry may be, and how extract writes one: names that stay inside the target,
-junk that is skipped, the budget of files, bytes and compression ratio over both levels of a nested
-archive, and byte-counted writes (headers can lie). extract.py walks zip and tar members through these."""
+"""What an archive entry may be, and how extract accounts for one: names that stay inside the
+target, junk that is skipped, the budget of files, bytes and compression ratio over both levels of
+a nested archive, byte-counted reads (headers can lie), and the listing that refuses a name twice.
+extract.py walks zip and tar members through these."""
 
 from __future__ import annotations
 
 import contextlib
 import lzma
-import os
 import posixpath
 import re
 import shutil
@@ -14,7 +14,6 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from specimen import SpecimenError
 
@@ -99,14 +98,6 @@ def is_junk(rel: str) -> bool:
     return any(part == "__MACOSX" or part.startswith(".") for part in rel.split("/"))
 
 
-def inside(dest: Path, rel: str, where: str, entry: str) -> Path:
-    """dest/rel, after checking that it resolves inside dest (a second line of defence)."""
-    path = dest / rel
-    if not os.path.realpath(path).startswith(os.path.realpath(dest) + os.sep):
-        raise refusal(where, entry, f"it would be written outside the target folder; {UNSAFE}")
-    return path
-
-
 class Counted:
     """A reader that counts the bytes it passes on and stops at the first one beyond a limit."""
 
@@ -136,23 +127,37 @@ def copy_limited(stream, out, declared: int, source: Source, entry: str) -> int:
     return counted.count
 
 
-def write_file(stream, dest: Path, rel: str, declared: int, source: Source, entry: str) -> None:
-    path = inside(dest, rel, source.label, entry)
-    if "/" in rel:
-        make_dir(dest, posixpath.dirname(rel), source.label, entry)
-    try:
-        with open(path, "xb") as out:  # "x": never through an existing file or link
-            copy_limited(stream, out, declared, source, entry)
-    except FileExistsError:
-        raise refusal(source.label, entry, f"a file or folder of that name was already extracted; {UNSAFE}") from None
-    source.budget.files += 1
+class Listing:
+    """The files found so far (path: archive, member, bytes), refusing a second file of one name
+    and a file where a folder is, as writing them to a folder would have."""
+
+    def __init__(self):
+        self.files: dict[str, tuple[str, str, int]] = {}
+        self.dirs: set[str] = set()
+
+    def add_dir(self, rel: str, where: str, entry: str) -> None:
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            folder = "/".join(parts[:i])
+            if folder in self.files:
+                raise refusal(where, entry, f"a file already extracted is in the way of its folder; {UNSAFE}")
+            self.dirs.add(folder)
+
+    def add(self, rel: str, where_read: tuple[str, str, int], source: Source, entry: str) -> None:
+        """rel's bytes lie in where_read = (archive, member, bytes)."""
+        if "/" in rel:
+            self.add_dir(posixpath.dirname(rel), source.label, entry)
+        if rel in self.files or rel in self.dirs:
+            raise refusal(source.label, entry, f"a file or folder of that name was already extracted; {UNSAFE}")
+        self.files[rel] = where_read
+        source.budget.files += 1
 
 
-def make_dir(dest: Path, rel: str, where: str, entry: str) -> None:
-    try:
-        inside(dest, rel, where, entry).mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise refusal(where, entry, f"a file already extracted is in the way of its folder; {UNSAFE}") from None
+class Discard:
+    """A file that forgets what is written to it: checking an entry's bytes without keeping them."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 @contextlib.contextmanager

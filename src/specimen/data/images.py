@@ -5,6 +5,7 @@ than the target decoded at a reduced scale by libjpeg itself. preprocess, predic
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -79,12 +80,22 @@ def _draft(im: Image.Image, height: int, width: int, mode: str, orientation: int
     im.draft(im.mode, (nw, nh))
 
 
-def load_image(path: str, height: int, width: int, color: str, mode: str = "pad", max_pixels: int | None = None):
-    """(array, box, "") or (None, None, reason)."""
+def load_image(
+    path: str | bytes,
+    height: int,
+    width: int,
+    color: str,
+    mode: str = "pad",
+    max_pixels: int | None = None,
+    name: str = "",
+):
+    """(array, box, "") or (None, None, reason); `path` is a file's path, or its bytes (then `name`
+    is the file's name in the reason)."""
+    stream = io.BytesIO(path) if isinstance(path, bytes) else path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with Image.open(stream) as im:
                 if max_pixels and im.width * im.height > max_pixels:
                     return None, None, f"decompression bomb: {im.width * im.height} pixels > image.max_pixels"
                 orientation = im.getexif().get(0x0112, 1)
@@ -93,7 +104,12 @@ def load_image(path: str, height: int, width: int, color: str, mode: str = "pad"
                     im = ImageOps.exif_transpose(im)
                 rgb = np.asarray(im) if im.mode == "RGB" else to_rgb(im)
     except Exception as e:  # corrupt or truncated bytes: Pillow raises several types
-        message = str(e).replace(path, Path(path).name).splitlines()[0][:120]
+        message = (
+            str(e).replace(repr(stream), repr(name))
+            if isinstance(path, bytes)
+            else str(e).replace(path, Path(path).name)
+        )
+        message = message.splitlines()[0][:120] if message else type(e).__name__
         return None, None, f"cannot decode: {message}"
     image, box = shape(rgb, height, width, color, mode)
     return image, box, ""

@@ -28,6 +28,7 @@ import errno
 import os
 import sys
 import tempfile
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -40,6 +41,7 @@ from tqdm import tqdm
 
 from specimen import SpecimenError
 from specimen.artefacts import CSV_OPTIONS, atomic_dir, remove_left_by_dead, write_json
+from specimen.data.extracted import Extracted, read_member
 from specimen.data.images import load_image
 from specimen.shards import shard_name, write_shard
 
@@ -54,7 +56,9 @@ WORKER_DIED = (
 
 def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict, shard_size: int) -> int:
     """Stream the manifest a shard's worth of rows at a time; return the number of images kept.
-    Paths in the manifest are relative to `extracted` (data/extracted)."""
+    The manifest's paths are those of extract's listing (data/extracted/files.csv): each image is
+    read from its archive in place."""
+    listing = Extracted(extracted)
     height, width = image["size"]
     job = (height, width, image["color"], image["resize"], image.get("max_pixels"))
     total, counts = split_counts(manifest_path, shard_size)  # one read of the manifest before decoding
@@ -88,7 +92,7 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             buffer = buffers[submitted_chunks % 2]
             submitted_chunks += 1
             ok = chunk[chunk.status == "ok"]
-            jobs = [(str(extracted / p), i, buffer, shape, *job) for i, p in enumerate(ok.path)]
+            jobs = [(listing.where(p), i, buffer, shape, *job) for i, p in enumerate(ok.path)]
             return chunk, buffer, pool.map(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n_workers))))
 
         def write(chunk: pd.DataFrame, buffer: str, pending) -> None:
@@ -192,8 +196,12 @@ def _buffer(path: str, shape) -> np.ndarray:
 def _work(job):
     """Decode one image into its slot of the chunk's shared buffer; return only (box, reason),
     so no pixels travel through the pool's pipes (that copy was half the cost)."""
-    path, slot, buffer, shape, *args = job
-    img, box, reason = load_image(path, *args)
+    (archive, member), slot, buffer, shape, *args = job
+    try:
+        data = read_member(archive, member)
+    except (OSError, KeyError, zipfile.BadZipFile) as e:  # the archive changed after extract
+        return None, f"cannot read it from {Path(archive).name} ({e}): run specimen extract again"
+    img, box, reason = load_image(data, *args, name=member.replace("\\", "/").rsplit("/", 1)[-1])
     if img is not None:
         _buffer(buffer, shape)[slot] = img
     return box, reason

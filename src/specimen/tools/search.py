@@ -23,9 +23,9 @@ distance = 1 - cosine similarity.
 Snakemake rule and DVC stage search every name in ``search.targets`` in data/extracted, into
 results/search/<target>.csv. Images are read one at a time (networks: one batch at a time) and
 only the N nearest are kept. Files OpenCV cannot read are skipped and counted; dotfiles and
-dot-folders (``.snakemake_timestamp``, ``.DS_Store``) are left out. data/extracted holds the dataset
-in a folder of its own (data/extracted/<name>/): there, filenames start with ``<name>/`` and a target
-``train/3/img_0001.png`` is found as ``<name>/train/3/img_0001.png``.
+dot-folders (``.snakemake_timestamp``, ``.DS_Store``) are left out. Given data/extracted, extract's
+listing, the files are read from the archive in place; their names start with ``<name>/`` and a
+target ``train/3/img_0001.png`` is found as ``<name>/train/3/img_0001.png``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from tqdm import tqdm
 from specimen import SpecimenError
 from specimen.artefacts import write_csv
 from specimen.clean.features import EXTRACTORS, THREADS, colour_histogram, network
+from specimen.data.extracted import LISTING, Extracted
 from specimen.data.images import shape
 
 MANY = 100  # files: a progress bar from this many on
@@ -125,10 +126,14 @@ def _folder_names(folder: Path) -> list[str]:
 
 @contextlib.contextmanager
 def dataset(data: Path):
-    """Yield (names, read) for a folder or a zip: every file's name (sorted; relative to the folder,
-    or the member's name) and a function that reads one of them as RGB (None if it cannot)."""
+    """Yield (names, read) for extract's output, a folder or a zip: every file's name (sorted; its
+    path in the listing, relative to the folder, or the member's name) and a function that reads
+    one of them as RGB (None if it cannot)."""
     data = Path(data)
-    if data.is_dir():
+    if (data / LISTING).is_file():  # data/extracted: the files are read from the archive in place
+        listing = Extracted(data)
+        yield listing.paths, lambda name: decode(listing.read(name))
+    elif data.is_dir():
         yield _folder_names(data), lambda name: read_file(data / name)
     elif not data.exists():
         raise SpecimenError(f"{data}: no such folder or zip file: give --images a folder of images or a .zip of them")

@@ -1,6 +1,7 @@
-"""ingest: walk data/extracted/<name>/ and account for every file in data/interim/manifest.csv.
+"""ingest: account for every file extract listed (data/extracted/files.csv) in data/interim/manifest.csv.
 
-The dataset root is ``data/extracted/<name>/``, below any single wrapper folder. Layouts:
+The files are read from the archive in place. The dataset root is ``<name>/``, below any single
+wrapper folder. Layouts:
 
 - class folders, ``<class>/<file>`` (Oxford 17 flowers, iNat subsets, EOL families), also below
   the one folder that holds them all (Animals-10's ``raw-img/<class>/`` beside a ``translate.py``);
@@ -38,6 +39,7 @@ or has no label column (one that reads as a labels file by its header is never s
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -45,11 +47,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from specimen import SpecimenError
-from specimen.artefacts import sha256_file, write_csv, write_json
+from specimen.artefacts import write_csv, write_json
 from specimen.data.ingest.labels_file import labels_tables, places_from_labels
 from specimen.data.ingest.layouts import places_from_folders
 from specimen.data.ingest.splits import ALONE, alone_in_class, assign_splits, resplit_train_valid
-from specimen.data.ingest.tree import dataset_root, list_files, pixel_limit, probe
+from specimen.data.ingest.tree import Tree, pixel_limit, probe
 
 COLUMNS = ["id", "path", "label", "split", "sha256", "bytes", "format", "mode", "width", "height", "status", "reason"]
 
@@ -68,49 +70,47 @@ def ingest(
 
     ``split`` and ``seed`` are dataset.split and seed; the keywords are dataset.labels_file,
     dataset.columns, dataset.merge_train_valid and image.max_pixels (see the module docstring)."""
-    root = dataset_root(extracted)
-    files = list_files(root)
-    if not files:
-        raise SpecimenError(f"{root}: the dataset holds no files: check dataset.source")
-    tables = labels_tables(root, labels_file, columns or {})
+    tree = Tree(extracted)
+    files = tree.files
+    tables = labels_tables(tree, labels_file, columns or {})
     if tables:
         places, missing, provided = places_from_labels(files, tables)
     else:
-        (places, provided), missing = places_from_folders(root, files), []
-    frame = manifest_rows(root, extracted, files, places, missing, max_pixels)
+        (places, provided), missing = places_from_folders(files), []
+    frame = manifest_rows(tree, places, missing, max_pixels)
     if not provided:
         frame["split"] = assign_splits(frame, split, seed)
         frame.loc[alone_in_class(frame) & (frame.reason == ""), "reason"] = ALONE
     elif merge_train_valid:
         frame["split"] = resplit_train_valid(frame, split, seed)
-    check_kept(root, files, frame)
+    check_kept(tree.where, files, frame)
     kept = frame[frame.status == "ok"]
     write_csv(out_dir / "manifest.csv", frame)
     write_json(out_dir / "classes.json", {"classes": sorted(kept.label.unique())})
     return frame
 
 
-def manifest_rows(
-    root: Path, extracted: Path, files: list[str], places: dict, missing: list[dict], max_pixels: int | None
-) -> pd.DataFrame:
+def manifest_rows(tree: Tree, places: dict, missing: list[dict], max_pixels: int | None) -> pd.DataFrame:
     """One row per file (probed unless its place already rejects it) plus the missing listed files."""
     rows = []
     with pixel_limit(max_pixels):
-        for rel in tqdm(files, desc="ingest", unit="file", mininterval=1):
-            path, place = root / rel, places[rel]
-            row = {
-                "id": rel,
-                "path": path.relative_to(extracted).as_posix(),
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-                "label": place["label"],
-                "split": place["split"],
-            }
-            if place["status"] is None:
-                row.update(probe(path, max_pixels))
-                row["reason"] = row["reason"] or place["reason"]  # keep a note such as "listed twice"
-            else:
-                row.update(status=place["status"], reason=place["reason"])
+        for rel in tqdm(tree.files, desc="ingest", unit="file", mininterval=1):
+            place = places[rel]
+            with tree.open(rel) as stream:
+                row = {
+                    "id": rel,
+                    "path": tree.path(rel),
+                    "bytes": tree.size(rel),
+                    "sha256": hashlib.file_digest(stream, "sha256").hexdigest(),
+                    "label": place["label"],
+                    "split": place["split"],
+                }
+                if place["status"] is None:
+                    stream.seek(0)
+                    row.update(probe(stream, rel, max_pixels))
+                    row["reason"] = row["reason"] or place["reason"]  # keep a note such as "listed twice"
+                else:
+                    row.update(status=place["status"], reason=place["reason"])
             rows.append(row)
     frame = pd.DataFrame(rows + missing).reindex(columns=COLUMNS)
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)

@@ -14,12 +14,12 @@ import math
 import posixpath
 import re
 from collections import defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pandas as pd
 
 from specimen import SpecimenError
-from specimen.data.ingest.tree import SPLIT_ALIASES, nfc
+from specimen.data.ingest.tree import SPLIT_ALIASES, Tree, nfc
 
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl")
 
@@ -36,14 +36,17 @@ COMMON_NAMES = {
 }
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or JSON-lines file as a frame of strings (empty string where a value is missing)."""
+def read_table(rel: str, data: bytes) -> pd.DataFrame:
+    """A CSV or JSON-lines file (its path and bytes) as a frame of strings (empty string where a
+    value is missing)."""
+    path = PurePosixPath(rel)
     try:
+        text = io.StringIO(data.decode("utf-8-sig"))
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        with open(path, encoding="utf-8-sig") as f:
-            array = f.read(4096).lstrip().startswith("[")  # a JSON array of records, not JSON lines
-        table = pd.read_json(path, lines=not array, dtype=False, encoding="utf-8-sig")
+            return pd.read_csv(text, dtype=str, keep_default_na=False)
+        array = text.read(4096).lstrip().startswith("[")  # a JSON array of records, not JSON lines
+        text.seek(0)
+        table = pd.read_json(text, lines=not array, dtype=False)
     except UnicodeDecodeError as e:
         raise SpecimenError(f"{path.name}: not UTF-8 text ({str(e)[:120]}): save it as UTF-8") from None
     except (ValueError, pd.errors.ParserError) as e:
@@ -110,24 +113,23 @@ def table_columns(name: str, table: pd.DataFrame, columns: dict) -> dict:
     return {"path": path, "label": label, "split": split}
 
 
-def _looks_like_labels(path: Path, columns: dict) -> pd.DataFrame | None:
+def _looks_like_labels(rel: str, data: bytes, columns: dict) -> pd.DataFrame | None:
     """The file as a table if it reads as one and has a path column and another column."""
     try:
-        table = read_table(path)
+        table = read_table(rel, data)
     except SpecimenError:
-        if len(cols := _header(path)) >= 2 and _matches(cols, columns.get("path"), "path"):
+        if len(cols := _header(rel, data)) >= 2 and _matches(cols, columns.get("path"), "path"):
             raise  # it is meant as one: say why it cannot be read, rather than fall back to folders
         return None
     cols = list(table.columns)
     return table if len(cols) >= 2 and _matches(cols, columns.get("path"), "path") else None
 
 
-def _header(path: Path) -> list[str]:
+def _header(rel: str, data: bytes) -> list[str]:
     """The column names a table file's first line gives, read leniently (any encoding), or []."""
     try:
-        with open(path, encoding="latin-1") as f:
-            first = f.readline().lstrip("\ufeff\xef\xbb\xbf").strip()
-        if path.suffix.lower() == ".csv":
+        first = data.decode("latin-1").split("\n", 1)[0].lstrip("\ufeff\xef\xbb\xbf").strip()
+        if PurePosixPath(rel).suffix.lower() == ".csv":
             return [str(c) for c in pd.read_csv(io.StringIO(first), nrows=0).columns]
         record = json.loads(first.lstrip("[").rstrip(","))
         return [str(k) for k in record] if isinstance(record, dict) else []
@@ -135,38 +137,60 @@ def _header(path: Path) -> list[str]:
         return []
 
 
-def _glob(root: Path, patterns: list[str]) -> list[Path]:
+def _pattern(pattern: str) -> re.Pattern:
+    """A glob pattern as Path.glob means it, relative to the root: ``*`` and ``?`` within one
+    folder name, ``[...]`` a set, ``**/`` any number of folders."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) > 0:
+            body = pattern[i + 1 : end]
+            out, i = out + "[" + ("^" + body[1:] if body.startswith("!") else body) + "]", end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def _glob(tree: Tree, patterns: list[str]) -> list[str]:
     found = []
     for pattern in patterns:
         if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
             raise SpecimenError(
                 f"dataset.labels_file: {pattern!r} must be a path inside the dataset root, like labels.csv"
             )
-        hits = sorted((p for p in root.glob(pattern) if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+        regex = _pattern(posixpath.normpath(pattern))
+        hits = [f for f in tree.files if regex.fullmatch(f)]
         if not hits:
-            top = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:10])
-            raise SpecimenError(f"dataset.labels_file: {pattern!r} matches no file in {root.name}/ (at its top: {top})")
-        found += [p for p in hits if p not in found]
+            top = ", ".join(tree.top()[:10])
+            raise SpecimenError(f"dataset.labels_file: {pattern!r} matches no file in {tree.name}/ (at its top: {top})")
+        found += [f for f in hits if f not in found]
     return found
 
 
-def labels_tables(root: Path, labels_file, columns: dict) -> dict:
+def labels_tables(tree: Tree, labels_file, columns: dict) -> dict:
     """{id of the labels file: (table, its columns)}: named in params, else detected at the root."""
     if labels_file:
         patterns = [labels_file] if isinstance(labels_file, str) else list(labels_file)
-        tables = {p.relative_to(root).as_posix(): read_table(p) for p in _glob(root, patterns)}
+        tables = {rel: read_table(rel, tree.read(rel)) for rel in _glob(tree, patterns)}
     else:
-        candidates = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
-        tables = {p.name: t for p in candidates if (t := _looks_like_labels(p, columns)) is not None}
+        candidates = [f for f in tree.files if "/" not in f and PurePosixPath(f).suffix.lower() in TABLE_SUFFIXES]
+        tables = {f: t for f in candidates if (t := _looks_like_labels(f, tree.read(f), columns)) is not None}
         csvs = [n for n in tables if n.lower().endswith(".csv")]
         if len(csvs) > 1 or (csvs and len(tables) > 1):
             raise SpecimenError(
-                f"{root.name}/: several possible labels files ({', '.join(tables)}): "
+                f"{tree.name}/: several possible labels files ({', '.join(tables)}): "
                 f"set dataset.labels_file to the one(s) to use"
             )
         if not tables and any(columns.values()):
             raise SpecimenError(
-                f"{root.name}/: dataset.columns is set but no CSV or JSON-lines labels file was found "
+                f"{tree.name}/: dataset.columns is set but no CSV or JSON-lines labels file was found "
                 f"at the dataset root: set dataset.labels_file"
             )
     return {name: (table, table_columns(name, table, columns)) for name, table in tables.items()}

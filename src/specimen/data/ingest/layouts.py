@@ -32,10 +32,10 @@ def layout_base(files: list[str]) -> str:
     return "/".join(common)
 
 
-def places_from_folders(root: Path, files: list[str]) -> tuple[dict, bool]:
+def places_from_folders(files: list[str]) -> tuple[dict, bool]:
     """{id: place} from the folder names, and whether the folders give the split."""
     base = layout_base(files)
-    split_layout = has_split_folders(root / base)
+    split_layout = has_split_folders(files, base)
     places = {}
     for rel in files:
         if base and not rel.startswith(base + "/"):
