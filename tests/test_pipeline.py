@@ -296,8 +296,9 @@ def test_every_artefact_goes_to_a_folder_remote_and_an_ssh_remote_and_comes_back
         return clone
 
     plain = teammate("from-folder")
-    # DVC keeps no file times: after a plain `dvc pull`, Snakemake's times say everything is stale...
-    assert "train" in planned_jobs(plain) and "extract" in planned_jobs(plain)
+    # DVC keeps no file times: after a plain `dvc pull`, Snakemake's times call stages stale (which
+    # ones depends on the order DVC wrote the files in)...
+    assert planned_jobs(plain)
     # ...`specimen pull` pulls, then marks what it pulled current (snakemake --touch, in the DAG's order)
     clone = tmp_path / "specimen-pull"
     run(["git", "clone", "-q", str(p), str(clone)], tmp_path)
