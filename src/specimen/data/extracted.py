@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
@@ -59,12 +59,9 @@ class Extracted:
         table = pd.read_csv(listing, dtype={"path": str, "archive": str, "member": str}, keep_default_na=False)
         self.paths: list[str] = list(table.path)
         self._where = {
-            p: (str(self.folder / a), m, int(b))
+            p: (os.path.normpath(self.folder / a), m, int(b))
             for p, a, m, b in zip(table.path, table.archive, table.member, table.bytes)
         }
-
-    def __contains__(self, path: str) -> bool:
-        return path in self._where
 
     def where(self, path: str) -> tuple[str, str]:
         """(zip file, member) holding `path`."""
@@ -92,6 +89,3 @@ class Extracted:
             raise SpecimenError(
                 f"{archive}: cannot read {member!r} ({e}): the archive changed after extract; run specimen extract again"
             ) from None
-
-    def name(self, path: str) -> str:
-        return PurePosixPath(path).name
