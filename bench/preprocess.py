@@ -34,7 +34,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from specimen.data.images import scaled_size  # noqa: E402
-from specimen.data.preprocess import preprocess, workers  # noqa: E402
+from specimen.data.preprocess import preprocess  # noqa: E402
+from specimen.workers import workers  # noqa: E402
 
 SPLITS = ["train"] * 7 + ["valid"] * 2 + ["test"]  # preprocess refuses a split with no image
 

@@ -216,3 +216,27 @@ def test_a_killed_decoding_worker_stops_preprocess_in_one_line_within_seconds(re
         "preprocess.shard_size or the number of workers (OMP_NUM_THREADS), and run it again"
     ], err[-2000:]
     assert not (p / "data/processed").exists() and not list((p / "data").glob(".processed*"))
+
+
+def test_a_killed_properties_worker_stops_clean_in_one_line_within_seconds(reference, tmp_path):
+    """The same for clean's image-property workers: a SIGKILLed worker ends the stage within seconds
+    in one line that says what to do, and nothing of data/clean is written."""
+    p = upstream_of(reference, tmp_path / "p", "processed", "features")
+    cmd = [str(BIN / "specimen"), "clean", "data/processed", "data/features/mobilenetv2.npz", "data/clean"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # two workers, whatever the machine
+    proc = subprocess.Popen(cmd, cwd=p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    end = time.monotonic() + 60
+    while not (workers := children(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < end, "clean ended before a worker could be killed"
+        time.sleep(0.002)
+    os.kill(workers[0], signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - killed < 30, err[-2000:]
+    said = [line for line in err.splitlines() if line.startswith("specimen clean:")]
+    assert "Traceback" not in err and said == [
+        "specimen clean: error: a worker computing image properties died part-way (killed by the out-of-memory "
+        "killer or a signal, see dmesg): nothing was written; give the job more memory (Snakemake: --resources "
+        "mem_mb) or fewer threads (OMP_NUM_THREADS), and run it again"
+    ], err[-2000:]
+    assert not (p / "data/clean").exists()

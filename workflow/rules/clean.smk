@@ -66,6 +66,7 @@ rule clean:
         CONDA_ENV
     # measured (bench/scale.py, 128 px, histogram features): 0.27 GB and 25 s at 10,000 images,
     # 1.55 GB and 7 minutes at 100,000; memory grows with the N x 512 features (float64 for the kNN)
+    threads: 2  # the image properties' workers
     resources:
         mem_mb=4000,
         runtime=60,

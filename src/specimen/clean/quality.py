@@ -8,6 +8,7 @@ which fails in one line naming the version if an upgrade moves them.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,17 @@ from tqdm import tqdm
 
 from specimen import SpecimenError
 from specimen.shards import Shards
+from specimen.workers import process_pool, workers
 
 QUALITY = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio", "grayscale", "odd_size")
 THUMB = 32
 CLEANVISION_PROPERTIES = "cleanvision.issue_managers.image_property"
+CHUNK_ROWS = 1024  # images per task of the properties' workers (fewer where that leaves a worker idle)
+WORKER_DIED = (
+    "a worker computing image properties died part-way (killed by the out-of-memory killer or a signal, "
+    "see dmesg): nothing was written; give the job more memory (Snakemake: --resources mem_mb) or fewer "
+    "threads (OMP_NUM_THREADS), and run it again"
+)
 
 
 def cleanvision_properties():
@@ -47,39 +55,62 @@ def cleanvision_properties():
 
 
 def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256):
-    """(raw cleanvision properties as a DataFrame, pHashes as uint64, grey 32x32 thumbnails)."""
+    """(raw cleanvision properties as a DataFrame, pHashes as uint64, grey 32x32 thumbnails).
+
+    Chunks of the index go to forked workers (specimen.workers: as many as the job's threads); each
+    image's figures depend on its pixels alone, so they are the same whatever the workers."""
+    n_workers = workers()
+    chunk = max(64, min(CHUNK_ROWS, -(-len(index) // (4 * n_workers))))
+    chunks = [index.iloc[s : s + chunk] for s in range(0, len(index), chunk)]
+    n_workers = min(n_workers, len(chunks))
+    raws, hashes, thumbs = [], [], []
+    with contextlib.ExitStack() as stack:
+        if n_workers > 1:
+            pool = stack.enter_context(process_pool(n_workers, WORKER_DIED))
+            parts = pool.map(_properties, [processed] * len(chunks), chunks, [batch_size] * len(chunks))
+        else:
+            parts = map(_properties, [processed] * len(chunks), chunks, [batch_size] * len(chunks))
+        bar = stack.enter_context(tqdm(total=len(index), desc="clean: image properties", unit="img", mininterval=1))
+        for raw, h, t in parts:
+            raws += raw
+            hashes.append(h)
+            thumbs.append(t)
+            bar.update(len(h))
+    raw = pd.DataFrame(raws, index=index.index)
+    w, h = index["width"].astype(float), index["height"].astype(float)
+    raw["aspect_ratio"] = np.minimum(w / h, h / w)
+    raw["size"] = np.sqrt(w) * np.sqrt(h)  # cleanvision's size: the square root of the source's area
+    hashes = np.concatenate([np.zeros(0, np.uint64), *hashes])
+    return raw, hashes, np.concatenate([np.zeros((0, THUMB * THUMB), np.uint8), *thumbs])
+
+
+def _properties(processed: Path, rows: pd.DataFrame, batch_size: int):
+    """(cleanvision's raw properties per image, pHashes, thumbnails) of `rows`, in their order."""
     import imagehash
     from PIL import Image
 
     BrightnessProperty, EntropyProperty, BlurrinessProperty, _, _ = cleanvision_properties()
 
     props = [BrightnessProperty("dark"), EntropyProperty(), BlurrinessProperty()]
-    raws, hashes = [], np.zeros(len(index), dtype=np.uint64)
-    thumbs = np.zeros((len(index), THUMB * THUMB), dtype=np.uint8)
-    row = 0
-    shards = Shards(processed / "shards")
-    with tqdm(total=len(index), desc="clean: image properties", unit="img", mininterval=1) as bar:
-        for rows, images in shards.batches(index, batch_size):
-            for (y0, x0, y1, x1), img in zip(rows[["y0", "x0", "y1", "x1"]].to_numpy(), images):
-                pixels = np.ascontiguousarray(img[y0:y1, x0:x1])
-                pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-                # cleanvision's grayscale is a file of mode L: here, pixels with one channel or three equal
-                grey = pixels.shape[2] == 1 or bool((pixels[..., 1:] == pixels[..., :1]).all())
-                raw = {"color_space": "L" if grey else "RGB"}
-                for prop in props:
-                    raw.update(prop.calculate(pil))
-                raws.append(raw)
-                bits = imagehash.phash(pil).hash.flatten()
-                hashes[row] = np.packbits(bits).view(">u8")[0]
-                grey = pil.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
-                thumbs[row] = np.asarray(grey).ravel()
-                row += 1
-            bar.update(len(rows))
-    raw = pd.DataFrame(raws, index=index.index)
-    w, h = index["width"].astype(float), index["height"].astype(float)
-    raw["aspect_ratio"] = np.minimum(w / h, h / w)
-    raw["size"] = np.sqrt(w) * np.sqrt(h)  # cleanvision's size: the square root of the source's area
-    return raw, hashes, thumbs
+    raws, hashes = [], np.zeros(len(rows), dtype=np.uint64)
+    thumbs = np.zeros((len(rows), THUMB * THUMB), dtype=np.uint8)
+    at = 0
+    for batch, images in Shards(processed / "shards").batches(rows, batch_size):
+        for (y0, x0, y1, x1), img in zip(batch[["y0", "x0", "y1", "x1"]].to_numpy(), images):
+            pixels = np.ascontiguousarray(img[y0:y1, x0:x1])
+            pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+            # cleanvision's grayscale is a file of mode L: here, pixels with one channel or three equal
+            grey = pixels.shape[2] == 1 or bool((pixels[..., 1:] == pixels[..., :1]).all())
+            raw = {"color_space": "L" if grey else "RGB"}
+            for prop in props:
+                raw.update(prop.calculate(pil))
+            raws.append(raw)
+            bits = imagehash.phash(pil).hash.flatten()
+            hashes[at] = np.packbits(bits).view(">u8")[0]
+            grey = pil.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
+            thumbs[at] = np.asarray(grey).ravel()
+            at += 1
+    return raws, hashes, thumbs
 
 
 def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:

@@ -29,8 +29,6 @@ import os
 import sys
 import tempfile
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import cv2
@@ -44,6 +42,7 @@ from specimen.artefacts import CSV_OPTIONS, atomic_dir, remove_left_by_dead, wri
 from specimen.data.extracted import Extracted, read_member
 from specimen.data.images import load_image
 from specimen.shards import shard_name, write_shard
+from specimen.workers import process_pool, workers
 
 INDEX_COLUMNS = ["id", "label", "split", "sha256", "width", "height", "shard", "offset", "y0", "x0", "y1", "x1"]
 REJECT_COLUMNS = ["id", "path", "label", "split", "stage", "reason"]
@@ -68,15 +67,11 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     first_reject = {}  # split: (id, reason) of its first image that failed to decode
     n_workers = workers()
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
-    # A process pool whose workers' deaths are seen (multiprocessing.Pool replaces a killed worker
-    # and waits for its lost images forever); workers fork at the first chunk and stay small.
+    # workers whose deaths are seen (specimen.workers); forked before the progress bar, they stay small
     with (
         atomic_dir(out_dir) as tmp,
         _buffers(shape) as buffers,  # two chunks in flight
-        ProcessPoolExecutor(
-            n_workers, mp_context=_context(), initializer=_init_worker, initargs=(image.get("max_pixels"),)
-        ) as pool,
-        _forked(pool),
+        process_pool(n_workers, WORKER_DIED, _init_worker, (image.get("max_pixels"),)) as pool,
         tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar,
     ):
         (tmp / "shards").mkdir()
@@ -126,16 +121,13 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
 
         # Two chunks in flight at most: workers decode the next while this one is written.
         in_flight = None
-        try:
-            for chunk in pd.read_csv(manifest_path, keep_default_na=False, dtype=str, chunksize=shard_size):
-                submitted = submit(chunk)
-                if in_flight:
-                    write(*in_flight)
-                in_flight = submitted
+        for chunk in pd.read_csv(manifest_path, keep_default_na=False, dtype=str, chunksize=shard_size):
+            submitted = submit(chunk)
             if in_flight:
                 write(*in_flight)
-        except BrokenProcessPool:
-            raise SpecimenError(WORKER_DIED) from None
+            in_flight = submitted
+        if in_flight:
+            write(*in_flight)
         index_csv.close()
         rejects_csv.close()
         for split in SPLIT_USERS:
@@ -157,30 +149,6 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             },
         )
     return kept
-
-
-def _context():
-    """Forked workers (not Python 3.14's default, forkserver, which imports everything again: a
-    second more on the demo), all forked at the pool's first task: see _forked."""
-    import multiprocessing
-
-    return multiprocessing.get_context("fork")
-
-
-@contextlib.contextmanager
-def _forked(pool: ProcessPoolExecutor):
-    """Fork the pool's workers now, before the progress bar's thread starts, so that no fork copies
-    a lock some other thread holds: with fork, the pool starts every worker at its first task,
-    before its own manager thread."""
-    try:
-        pool.submit(os.getpid).result()
-    except BrokenProcessPool:
-        raise SpecimenError(WORKER_DIED) from None
-    yield
-
-
-def workers() -> int:
-    return max(1, int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
 
 
 _BUFFERS: dict[str, np.ndarray] = {}
