@@ -378,6 +378,78 @@ def test_nearest_skips_each_row_itself_even_among_identical_rows():
     np.testing.assert_allclose(dist[:3, 0], 0.0, atol=1e-7)
 
 
+def clusters(rng, n, dims=32, centres=25):
+    """n rows around `centres` centres of unequal spread, all positive (as histograms are)."""
+    centre = rng.integers(0, centres, n)
+    spread = rng.uniform(0.1, 0.6, centres)[centre, None]
+    return np.abs(rng.normal(size=(centres, dims))[centre] + spread * rng.normal(size=(n, dims)))
+
+
+def test_the_indexed_search_finds_what_comparing_every_pair_finds():
+    """Beyond neighbours.EXACT_ROWS rows faiss's inverted-file index finds the candidates: against
+    scipy's cosine distances over every pair, it finds at least 99 % of each row's true neighbours
+    here, and each distance it reports is the true distance to the row it names."""
+    from scipy.spatial.distance import cdist
+
+    x = clusters(np.random.default_rng(1), 3000)
+    dist, idx = nearest(x, 10, np.float64, exact_rows=0)
+    d_all = cdist(x, x, "cosine")
+    np.fill_diagonal(d_all, np.inf)
+    true = np.argsort(d_all, axis=1, kind="stable")[:, :10]
+    found = np.mean([len(set(a) & set(b)) for a, b in zip(idx, true)]) / 10
+    assert found >= 0.99, found
+    assert not (idx == np.arange(len(x))[:, None]).any() and (idx >= 0).all()
+    np.testing.assert_allclose(dist, np.take_along_axis(d_all, idx, axis=1), rtol=0, atol=1e-12)
+    assert (np.diff(dist, axis=1) >= 0).all()  # nearest first
+    # the same neighbours and distances on one thread or two (faiss's OpenMP and the BLAS)
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        faiss.omp_set_num_threads(1)
+        try:
+            one = nearest(x, 10, np.float64, exact_rows=0)
+        finally:
+            faiss.omp_set_num_threads(2)
+    np.testing.assert_array_equal(one[1], idx)
+    np.testing.assert_array_equal(one[0], dist)
+
+
+def test_a_row_whose_probed_lists_hold_too_few_rows_is_searched_exactly(monkeypatch):
+    """Compared with one list only (NPROBE 1), of about 20 rows, no row has the 61 candidates its 60
+    neighbours need: each is searched exactly instead, and gets scipy's neighbours."""
+    from scipy.spatial.distance import cdist
+
+    import specimen.clean.neighbours as neighbours
+
+    x = clusters(np.random.default_rng(2), 400, dims=8)
+    monkeypatch.setattr(neighbours, "NPROBE", 1)
+    dist, idx = nearest(x, 60, np.float64, exact_rows=0)
+    d_all = cdist(x, x, "cosine")
+    np.fill_diagonal(d_all, np.inf)
+    np.testing.assert_allclose(dist, np.sort(d_all, axis=1)[:, :60], rtol=0, atol=1e-12)
+    found = np.mean([len(set(a) & set(b)) for a, b in zip(idx, np.argsort(d_all, axis=1)[:, :60])])
+    assert found == 60
+
+
+def test_clean_writes_the_same_tables_through_the_index(dirty, tmp_path, monkeypatch):
+    """With every search through faiss's index (EXACT_ROWS 0), clean removes, flags and scores as it does
+    comparing every pair (on this small set the index probes every list)."""
+    import specimen.clean.neighbours as neighbours
+
+    cosine = {"duplicates.cosine": 0.995}  # the near-copy search by embedding too
+    monkeypatch.setattr(neighbours, "EXACT_ROWS", 0)
+    run_clean(dirty, tmp_path / "indexed", **cosine)
+    monkeypatch.setattr(neighbours, "EXACT_ROWS", 10**9)
+    _, removed = run_clean(dirty, tmp_path / "exact", **cosine)
+    for name in ("removed.csv", "scores.csv", "index.csv"):
+        exact = pd.read_csv(tmp_path / "exact" / name, keep_default_na=False)
+        indexed = pd.read_csv(tmp_path / "indexed" / name, keep_default_na=False)
+        pd.testing.assert_frame_equal(indexed, exact, check_exact=False, rtol=0, atol=1e-9)
+    assert removed.detail.str.startswith("cosine").any()
+    assert "outlier" in (tmp_path / "indexed/index.csv").read_text()
+
+
 def test_clean_refuses_features_of_another_index(dirty, tmp_path):
     tmp, _ = dirty
     np.savez(tmp_path / "f.npz", ids=np.array(["other"]), features=np.zeros((1, 512), np.float32))
