@@ -18,6 +18,7 @@ import modulefinder
 import os
 import re
 import shutil
+import sys
 import zipfile
 from contextlib import chdir, contextmanager
 from pathlib import Path
@@ -243,6 +244,73 @@ def test_forget_removes_one_stage_record_and_dvc_then_calls_that_stage_changed(t
     lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"one"} and lock["schema"] == "2.0"
     assert set(json.loads(run(["dvc", "status", "--json"], tmp_path).stdout)) == {"two"}
+
+
+def test_large_outputs_enter_the_cache_as_hard_links_and_keep_their_times(tmp_path):
+    """dvc-commit's link_into_cache: an output file of a MiB or more becomes DVC's cache object itself
+    (the same inode, read-only), so its bytes are on disk once; the file's and its folder's mtimes,
+    which Snakemake compares, do not move; smaller files are copied. A rebuild to the same bytes
+    takes the object's place. DVC calls the stage current, and a clone pulls the same bytes."""
+    import hashlib
+
+    from dvc.repo import Repo
+
+    from specimen.dvcadapter import LINK_BYTES, link_into_cache
+
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "dvc.yaml").write_text("stages:\n  make:\n    cmd: python make.py\n    outs: [big.bin, out]\n")
+    (p / "make.py").write_text(
+        "import os\nos.makedirs('out', exist_ok=True)\n"
+        f"open('big.bin', 'wb').write(os.urandom({LINK_BYTES}))\n"
+        f"open('out/shard.npy', 'wb').write(bytes(range(256)) * {LINK_BYTES // 128})\n"
+        "open('out/index.csv', 'w').write('id\\n1\\n')\n"
+    )
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"]):
+        run(cmd, p)
+
+    def build():  # as Snakemake runs a rule: the command alone, then dvc-commit's two steps
+        run([sys.executable, "make.py"], p)
+        before = {f: os.stat(p / f) for f in ("big.bin", "out", "out/shard.npy", "out/index.csv")}
+        with Repo(str(p)) as repo:
+            stage = next(s for s in repo.index.stages if s.name == "make")
+            linked = link_into_cache(stage)
+            repo.commit(stage.addressing, force=True, relink=False)
+        for f, st in before.items():
+            assert os.stat(p / f).st_mtime_ns == st.st_mtime_ns, f
+        return linked, before
+
+    def cached(f):
+        md5 = hashlib.md5((p / f).read_bytes()).hexdigest()
+        return p / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+
+    linked, first = build()
+    assert linked == LINK_BYTES + 2 * LINK_BYTES
+    for f in ("big.bin", "out/shard.npy"):
+        assert os.path.samefile(p / f, cached(f)) and os.stat(cached(f)).st_mode & 0o777 == 0o444, f
+    assert cached("out/index.csv").read_bytes() == b"id\n1\n" and not os.path.samefile(
+        p / "out/index.csv", cached("out/index.csv")
+    )
+    assert json.loads(run(["dvc", "status", "--json"], p).stdout) == {}
+    # rebuilt to the same bytes (new inodes, later times): the new files become the objects
+    shard, big, old_big = (p / "out/shard.npy").read_bytes(), (p / "big.bin").read_bytes(), cached("big.bin")
+    (p / "big.bin").unlink()
+    shutil.rmtree(p / "out")
+    linked, second = build()
+    assert linked == 3 * LINK_BYTES and (p / "out/shard.npy").read_bytes() == shard  # big.bin: new random bytes
+    assert old_big.read_bytes() == big  # the first build's object is whole, though its file is gone
+    assert os.path.samefile(p / "out/shard.npy", cached("out/shard.npy"))
+    assert second["out/shard.npy"].st_ino != first["out/shard.npy"].st_ino
+    assert json.loads(run(["dvc", "status", "--json"], p).stdout) == {}
+    # the objects are whole: pushed and pulled into a clone, the same bytes
+    run(["dvc", "remote", "add", "-d", "r", str(tmp_path / "remote")], p)
+    run(["git", "add", "-A"], p)
+    run(["git", "commit", "-qm", "built"], p)
+    run(["dvc", "push", "-q"], p)
+    run(["git", "clone", "-q", str(p), str(tmp_path / "clone")], tmp_path)
+    run(["dvc", "pull", "-q"], tmp_path / "clone")
+    for f in ("big.bin", "out/shard.npy", "out/index.csv"):
+        assert (tmp_path / "clone" / f).read_bytes() == (p / f).read_bytes(), f
 
 
 # -- the matrix --------------------------------------------------------------------------------------

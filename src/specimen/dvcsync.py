@@ -4,7 +4,8 @@ dvc-commit: after a Snakemake run (the Snakefile runs it when a run ends, failed
 dvc.lock say what Snakemake knows. Snakemake is asked which jobs it would run now for every output
 DVC versions (``snakemake -n``, with the params of params.yaml, which is all DVC reads). A stage
 whose outputs it would not rebuild was built from the params, code and inputs it has now: it is
-recorded (``dvc commit``: dvc.lock and the DVC cache, so ``dvc push`` shares it). A stage it would
+recorded (``dvc commit``: dvc.lock and the DVC cache, so ``dvc push`` shares it; files of a MiB or
+more enter the cache as hard links to the workspace's, so the cache costs no second copy of them). A stage it would
 run keeps the record it has when DVC calls it changed (``dvc status`` then says why); if DVC would
 call it current (its inputs rebuilt to the same bytes, say), its record is removed from dvc.lock,
 so that DVC too calls it out of date. After any run, whole or partial (``--until``, one target,
@@ -42,7 +43,7 @@ def commit_finished(root: Path) -> dict:
     from dvc.repo import Repo, lock_repo
 
     from specimen import SpecimenError
-    from specimen.dvcadapter import forget
+    from specimen.dvcadapter import forget, link_into_cache
 
     try:
         with Repo(str(root)) as repo, lock_repo(repo):
@@ -55,8 +56,10 @@ def commit_finished(root: Path) -> dict:
             # would call current (its inputs rebuilt to the same bytes, say) has its record removed
             forgotten = [s.addressing for s in rerun if not s.changed() and forget(repo, s)]
             for stage in current:
-                # relink=False: copy into the cache but leave the workspace files (and their mtimes,
-                # which Snakemake compares) as Snakemake wrote them.
+                # the large files become the cache's objects as hard links (one copy on disk); then
+                # relink=False: the small ones are copied into the cache, and the workspace files
+                # (and their mtimes, which Snakemake compares) stay as Snakemake wrote them.
+                link_into_cache(stage)
                 repo.commit(stage.addressing, force=True, relink=False)
             not_run = [s.addressing for s in stages if not all(o.exists for o in s.outs)]
             return {
