@@ -8,6 +8,8 @@ Throughput: N generated photo-like JPEGs (side x 3/4 side) to target x target, m
 - naive: one process, Pillow: open, convert, resize, pad, save a PNG per file (the notebook way);
 - specimen: `specimen.data.preprocess.preprocess` on all cores (reduced-scale decode, shards);
 - floor: decoding alone at the reduced scale (libjpeg DCT scaling), on the same cores.
+The JPEGs lie in one stored zip with extract's listing beside it (files.csv), as `specimen extract`
+leaves a downloaded zip: all three read each image's bytes from the zip.
 Prints images/s and the ratios specimen/naive (goal >= 3 on 2 cores) and specimen/floor time
 (goal <= 1.5). With --photos, the images are the real JPEGs of a zip (../shared/data/), each listed
 --repeat times in the manifest (the page cache holds them after the first pass, for all three).
@@ -20,11 +22,13 @@ each dataset size; the ratio largest/smallest says whether memory grows with the
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -33,6 +37,7 @@ import pandas as pd
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from specimen.data.extracted import COLUMNS, LISTING, read_member  # noqa: E402
 from specimen.data.images import scaled_size  # noqa: E402
 from specimen.data.preprocess import preprocess  # noqa: E402
 from specimen.workers import workers  # noqa: E402
@@ -54,20 +59,31 @@ def photo(rng, side: int) -> Image.Image:
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
+def listed(root: Path, files: dict[str, bytes]) -> None:
+    """`files` (path: bytes) in root/images.zip, stored, and extract's listing of it (root/files.csv)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(root / "images.zip", "w", zipfile.ZIP_STORED) as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    rows = [(path, "images.zip", path, len(data)) for path, data in files.items()]
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(root / LISTING, index=False)
+
+
 def make_dataset(root: Path, n: int, side: int) -> Path:
-    """A class-folder tree of n JPEGs and a manifest as ingest writes it (paths relative to root)."""
+    """n JPEGs listed as extract lists a zip (see listed), and a manifest as ingest writes it."""
     rng = np.random.default_rng(0)
-    rows = []
+    rows, files = [], {}
     base = [photo(rng, side) for _ in range(50)]  # vary 50 photos by cheap flips: generation stays fast
     for i in range(n):
         rel = f"set/c{i % 10}/{i:06d}.jpg"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
         im = (
             base[i % 50]
             .rotate(180 * ((i // 50) % 2))
             .transpose(Image.Transpose.FLIP_LEFT_RIGHT if (i // 100) % 2 else Image.Transpose.FLIP_TOP_BOTTOM)
         )
-        im.save(root / rel, quality=90)
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=90)
+        files[rel] = out.getvalue()
         rows.append(
             {
                 "id": rel[4:],
@@ -79,34 +95,33 @@ def make_dataset(root: Path, n: int, side: int) -> Path:
                 "reason": "",
             }
         )
+    listed(root, files)
     manifest = root / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
 
 
 def photos_dataset(root: Path, archive: Path, repeat: int) -> Path:
-    """The zip's JPEGs unpacked under root, and a manifest listing each `repeat` times."""
-    import zipfile
-
-    rows = []
+    """The zip's JPEGs listed as extract lists a zip (see listed), and a manifest listing each `repeat` times."""
+    rows, files = [], {}
     with zipfile.ZipFile(archive) as zf:
         names = sorted(n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg")))
         for k, name in enumerate(names):
             rel = f"set/{k:05d}.jpg"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(zf.read(name))
+            files[rel] = zf.read(name)
             for r in range(repeat):
                 split = SPLITS[(k * repeat + r) % 10]
                 rows.append({"id": f"{r}/{rel}", "path": rel, "label": "c", "split": split, "sha256": f"{r}-{k}"})
+    listed(root, files)
     manifest = root / "manifest.csv"
     pd.DataFrame(rows).assign(status="ok", reason="").to_csv(manifest, index=False)
     return manifest
 
 
-def naive(paths, out: Path, target: int) -> None:
+def naive(members, out: Path, target: int) -> None:
     out.mkdir()
-    for i, p in enumerate(paths):
-        im = Image.open(p).convert("RGB")
+    for i, (archive, member) in enumerate(members):
+        im = Image.open(io.BytesIO(read_member(archive, member))).convert("RGB")
         h, w = scaled_size(im.height, im.width, target, target, "pad")
         im = im.resize((w, h), Image.BILINEAR)
         canvas = Image.new("RGB", (target, target))
@@ -115,8 +130,8 @@ def naive(paths, out: Path, target: int) -> None:
 
 
 def decode_reduced(job) -> int:
-    path, target = job
-    with Image.open(path) as im:
+    archive, member, target = job
+    with Image.open(io.BytesIO(read_member(archive, member))) as im:
         h, w = scaled_size(im.height, im.width, target, target, "pad")
         im.draft(im.mode, (w, h))
         im.load()
@@ -137,14 +152,14 @@ def throughput(args) -> None:
         else:
             t_gen = timed(lambda: make_dataset(tmp / "data", args.images, args.side))
         manifest = tmp / "data/manifest.csv"
-        paths = [str(tmp / "data" / p) for p in pd.read_csv(manifest).path]
+        members = [(str(tmp / "data/images.zip"), p) for p in pd.read_csv(manifest).path]
         image = {"size": [args.target, args.target], "resize": "pad", "color": "rgb", "max_pixels": None}
         n_workers = workers()
-        t_naive = timed(lambda: naive(paths, tmp / "naive", args.target))
+        t_naive = timed(lambda: naive(members, tmp / "naive", args.target))
         t_ours = timed(lambda: preprocess(manifest, tmp / "data", tmp / "processed", image, 1024))
         with Pool(n_workers) as pool:
-            t_floor = timed(lambda: pool.map(decode_reduced, [(p, args.target) for p in paths], chunksize=16))
-    n = len(paths)
+            t_floor = timed(lambda: pool.map(decode_reduced, [(*m, args.target) for m in members], chunksize=16))
+    n = len(members)
     what = f"{args.photos.name} photos x{args.repeat}" if args.photos else f"JPEGs {args.side}x{args.side * 3 // 4}"
     print(f"{n} {what} -> {args.target}x{args.target}, {n_workers} workers (made in {t_gen:.0f} s)")
     for label, t in (
