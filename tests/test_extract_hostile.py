@@ -376,3 +376,42 @@ def test_a_second_run_replaces_the_first(tmp_path):
     raw = raw_with(tmp_path, "a.zip", zip_bytes([("c/b.txt", b"2")]))
     assert extract(raw, tmp_path / "work/extracted", 100)["files"] == 1
     assert tree(tmp_path / "work/extracted") == {"c/b.txt": b"2"}
+
+
+def test_a_member_read_at_its_place_is_what_zipfile_reads_and_damage_there_is_refused(tmp_path):
+    """preprocess's workers read each image at its offset in the zip (Extracted.located, read_located),
+    without opening the zip: stored, deflated and (through zipfile) bzip2 members give zipfile's bytes,
+    in a zip64 archive too, and a byte changed inside a member after extract fails its CRC."""
+    from specimen.data.extracted import read_located
+
+    rng = random.Random(0)
+    payloads = {
+        "cls/stored.bin": (bytes(rng.randrange(256) for _ in range(5000)), zipfile.ZIP_STORED),
+        "cls/deflated.txt": (b"deflate me " * 3000, zipfile.ZIP_DEFLATED),
+        "cls/bzip2.txt": (b"bzip2 me " * 3000, zipfile.ZIP_BZIP2),
+    }
+    for name, zip64 in (("plain.zip", False), ("zip64.zip", True)):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for member, (data, method) in payloads.items():
+                info = zipfile.ZipInfo(member)
+                info.compress_type = method
+                with zf.open(info, "w", force_zip64=zip64) as out:
+                    out.write(data)
+        (tmp_path / name).mkdir()
+        raw = raw_with(tmp_path / name, name, buf.getvalue())
+        out = tmp_path / name / "work/extracted"
+        extract(raw, out, 100)
+        listing = Extracted(out)
+        for path in listing.paths:
+            assert read_located(listing.located(path)) == payloads[path.removeprefix("ds/")][0], (name, path)
+    # one byte of the stored member changed in place, after extract: its CRC no longer matches
+    listing = Extracted(tmp_path / "plain.zip/work/extracted")
+    archive, member, offset, *_ = listing.located("ds/cls/stored.bin")
+    with open(archive, "r+b") as f:
+        f.seek(offset + 30 + len(member) + 100)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(zipfile.BadZipFile, match="bad CRC-32 for file 'cls/stored.bin'"):
+        read_located(Extracted(tmp_path / "plain.zip/work/extracted").located("ds/cls/stored.bin"))

@@ -83,12 +83,16 @@ def clean(processed: Path, features_path: Path, out_dir: Path, params: dict, see
         processed / "index.csv", keep_default_na=False, dtype={"id": str, "label": str, "split": str, "sha256": str}
     )
     with np.load(features_path) as npz:
-        ids, features = npz["ids"], npz["features"]
-        extractor = str(npz["extractor"]) if "extractor" in npz else Path(features_path).stem
-    if list(ids) != index.id.tolist():
-        raise SpecimenError(f"{features_path} does not match {processed / 'index.csv'}: re-run embed")
-    n = len(index)
+        ids = npz["ids"]
+        if list(ids) != index.id.tolist():
+            raise SpecimenError(f"{features_path} does not match {processed / 'index.csv'}: re-run embed")
+    del ids
+    # the properties' workers fork before the features are loaded: each would hold them too
     raw, hashes, thumbs = image_properties(processed, index)
+    with np.load(features_path) as npz:
+        features = npz["features"]
+        extractor = str(npz["extractor"]) if "extractor" in npz else Path(features_path).stem
+    n = len(index)
     quality = quality_scores(raw)
     gone = np.zeros(n, dtype=bool)  # removed by an earlier step
     removed = []

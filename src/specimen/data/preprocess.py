@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,7 @@ from tqdm import tqdm
 
 from specimen import SpecimenError
 from specimen.artefacts import CSV_OPTIONS, atomic_dir, remove_left_by_dead, write_json
-from specimen.data.extracted import Extracted, read_member
+from specimen.data.extracted import Extracted, read_located
 from specimen.data.images import load_image
 from specimen.shards import shard_name, write_shard
 from specimen.workers import process_pool, workers
@@ -57,7 +58,6 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     """Stream the manifest a shard's worth of rows at a time; return the number of images kept.
     The manifest's paths are those of extract's listing (data/extracted/files.csv): each image is
     read from its archive in place."""
-    listing = Extracted(extracted)
     height, width = image["size"]
     job = (height, width, image["color"], image["resize"], image.get("max_pixels"))
     total, counts = split_counts(manifest_path, shard_size)  # one read of the manifest before decoding
@@ -67,13 +67,15 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
     first_reject = {}  # split: (id, reason) of its first image that failed to decode
     n_workers = workers()
     shape = (shard_size, height, width, 1 if image["color"] == "grey" else 3)
-    # workers whose deaths are seen (specimen.workers); forked before the progress bar, they stay small
+    # workers whose deaths are seen (specimen.workers), forked before the listing is read and the
+    # progress bar starts: they stay small, and read each image at its place in the zip
     with (
         atomic_dir(out_dir) as tmp,
         _buffers(shape) as buffers,  # two chunks in flight
         process_pool(n_workers, WORKER_DIED, _init_worker, (image.get("max_pixels"),)) as pool,
         tqdm(total=total, desc="preprocess", unit="img", mininterval=1) as bar,
     ):
+        listing = Extracted(extracted)
         (tmp / "shards").mkdir()
         shards_written = 0
         index_csv, rejects_csv = (
@@ -87,7 +89,7 @@ def preprocess(manifest_path: Path, extracted: Path, out_dir: Path, image: dict,
             buffer = buffers[submitted_chunks % 2]
             submitted_chunks += 1
             ok = chunk[chunk.status == "ok"]
-            jobs = [(listing.where(p), i, buffer, shape, *job) for i, p in enumerate(ok.path)]
+            jobs = [(listing.located(p), i, buffer, shape, *job) for i, p in enumerate(ok.path)]
             return chunk, buffer, pool.map(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n_workers))))
 
         def write(chunk: pd.DataFrame, buffer: str, pending) -> None:
@@ -164,10 +166,11 @@ def _buffer(path: str, shape) -> np.ndarray:
 def _work(job):
     """Decode one image into its slot of the chunk's shared buffer; return only (box, reason),
     so no pixels travel through the pool's pipes (that copy was half the cost)."""
-    (archive, member), slot, buffer, shape, *args = job
+    located, slot, buffer, shape, *args = job
+    archive, member = located[:2]
     try:
-        data = read_member(archive, member)
-    except (OSError, KeyError, zipfile.BadZipFile) as e:  # the archive changed after extract
+        data = read_located(located)
+    except (OSError, KeyError, zipfile.BadZipFile, zlib.error) as e:  # the archive changed after extract
         return None, f"cannot read it from {Path(archive).name} ({e}): run specimen extract again"
     img, box, reason = load_image(data, *args, name=member.replace("\\", "/").rsplit("/", 1)[-1])
     if img is not None:
