@@ -1,13 +1,15 @@
 """Nearest neighbours in the embedding, shared by the near-copy search and the kNN outlier rule:
 features made comparable by cosine, and each row's k nearest other rows, in bounded memory.
 
-Up to EXACT_ROWS rows the search is exact (every pair, scikit-learn's brute force): N^2 dot products,
-3 s at 10,000 histogram rows and 111 s at 100,000 on two cores. Beyond, faiss's inverted-file index
-(IndexIVFFlat) finds the candidates: the rows are clustered by k-means into about sqrt(N) lists, and
-each row is compared with the rows of its NPROBE nearest lists only, so the work grows as N^1.5
-instead of N^2. The distances to the neighbours found are then computed again exactly, so an approximate search can only miss a neighbour (and report the next one), never
-misstate a distance (to 1e-15); bench/clean_scale.py measures how often it misses. Both are deterministic: the
-k-means is seeded and its sample fixed, and each row's candidates do not depend on the threads."""
+Up to EXACT_ROWS rows the search is exact: every pair is compared (scikit-learn's brute force), N^2
+dot products, 3 s at 10,000 histogram rows and 111 s at 100,000 on two cores. Beyond, faiss's
+inverted-file index (IndexIVFFlat) finds the candidates: k-means sorts the rows into about sqrt(N)
+lists, and each row is compared with the rows of its NPROBE nearest lists only, so the work grows
+as N^1.5 instead of N^2. The distances to the neighbours found are computed again exactly, so the
+index can miss a neighbour (and report the next one) but never misstates a distance (to 1e-15);
+bench/neighbours.py measures how often it misses, and what that changes in the outlier flags.
+Both are deterministic: the k-means is seeded and its sample fixed, and each row's candidates do
+not depend on the number of threads."""
 
 from __future__ import annotations
 
@@ -45,18 +47,16 @@ def comparable(features: np.ndarray, extractor: str) -> np.ndarray:
 def nearest(features: np.ndarray, k: int, dtype=np.float32, exact_rows: int | None = None):
     """(cosine distances, indices) of each row's k nearest other rows, nearest first.
 
-    Rows are normalised once (as `dtype`). Up to `exact_rows` rows every pair is compared, by squared
+    Rows are normalised (as `dtype`). Up to `exact_rows` rows every pair is compared, by squared
     euclidean distance (scikit-learn's fast path; for unit vectors it is twice the cosine distance),
     in chunks of WORKING_BYTES; beyond, faiss's inverted-file index finds the candidates (see the
     module's docstring); `exact_rows` None is EXACT_ROWS."""
     k = min(k, len(features) - 1)
-    unit = np.array(features, dtype=dtype)  # the one copy, normalised in place (0.4 GB less at 100k float64 rows)
-    norms = np.linalg.norm(unit, axis=1, keepdims=True)
-    unit /= np.where(norms > 0, norms, 1.0)
-    if len(unit) <= (EXACT_ROWS if exact_rows is None else exact_rows):
+    if len(features) <= (EXACT_ROWS if exact_rows is None else exact_rows):
+        unit = _unit(features, dtype)  # the one copy (0.4 GB at 100k float64 rows)
         dist, idx = _exact(unit, unit, k + 1)
     else:
-        dist, idx = _indexed(unit, k + 1)
+        dist, idx = _indexed(features, k + 1, dtype)
     dist = np.clip(dist / 2.0, 0.0, 2.0)
     # drop each row itself (normally column 0; with exact twins it may sit elsewhere)
     is_self = idx == np.arange(len(features))[:, None]
@@ -64,6 +64,14 @@ def nearest(features: np.ndarray, k: int, dtype=np.float32, exact_rows: int | No
     mask = np.ones_like(idx, dtype=bool)
     mask[np.arange(len(idx)), drop] = False
     return dist[mask].reshape(len(idx), k), idx[mask].reshape(len(idx), k)
+
+
+def _unit(features: np.ndarray, dtype) -> np.ndarray:
+    """A copy of `features` as `dtype`, each row scaled to length 1 (a row of zeros left as it is)."""
+    unit = np.array(features, dtype=dtype)
+    norms = np.linalg.norm(unit, axis=1, keepdims=True)
+    unit /= np.where(norms > 0, norms, 1.0)
+    return unit
 
 
 def _exact(unit: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,14 +84,16 @@ def _exact(unit: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
         return model.kneighbors(queries)
 
 
-def _indexed(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(squared euclidean distances, indices) of the k rows nearest each row, the candidates from faiss's
-    IndexIVFFlat and their distances computed again in float64; a row whose probed lists hold
-    fewer than k rows is searched exactly."""
+def _indexed(features: np.ndarray, k: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(squared euclidean distances, indices) of the k rows nearest each row: the candidates from faiss's
+    IndexIVFFlat over float32 unit rows, their distances computed again, a block at a time, between
+    the rows normalised as `dtype` (float64 at most: what the exact search gives). A row whose
+    probed lists hold fewer than k rows is searched exactly. Memory: the float32 rows and the
+    index's copy of them (0.4 GB at 100,000 rows of 512), no copy in `dtype`."""
     import faiss
 
-    n, d = unit.shape
-    vectors = np.ascontiguousarray(unit, dtype=np.float32)
+    n, d = features.shape
+    vectors = _unit(features, np.float32)
     lists = max(1, round(np.sqrt(n)))
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists, faiss.METRIC_L2)
     index.cp.seed = SEED
@@ -91,15 +101,19 @@ def _indexed(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     index.add(vectors)
     index.nprobe = min(NPROBE, lists)
     _, idx = index.search(vectors, k)
-    del index
+    del index, vectors
     short = np.flatnonzero((idx < 0).any(axis=1))
     if short.size:
+        unit = _unit(features, dtype)
         idx[short] = _exact(unit, unit[short], k)[1]
+        del unit
     # the distances again, exactly, in float64 (as scikit-learn gives them); ordered by them, then by index
-    block = max(1, WORKING_BYTES // (2 * k * d * 8))
+    block = max(1, WORKING_BYTES // (3 * k * d * 8))
     dist = np.empty(idx.shape)
     for s in range(0, n, block):
-        diff = unit[s : s + block, None, :].astype(np.float64) - unit[idx[s : s + block]]
+        rows = idx[s : s + block]
+        near = _unit(features[rows.ravel()], dtype).reshape(*rows.shape, d)
+        diff = _unit(features[s : s + block], dtype)[:, None, :].astype(np.float64) - near
         dist[s : s + block] = np.einsum("ikj,ikj->ik", diff, diff)
     by_index = np.argsort(idx, axis=1, kind="stable")
     dist, idx = np.take_along_axis(dist, by_index, axis=1), np.take_along_axis(idx, by_index, axis=1)

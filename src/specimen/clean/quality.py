@@ -63,7 +63,7 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
     chunk = max(64, min(CHUNK_ROWS, -(-len(index) // (4 * n_workers))))
     chunks = [index.iloc[s : s + chunk] for s in range(0, len(index), chunk)]
     n_workers = min(n_workers, len(chunks))
-    raws, hashes, thumbs = [], [], []
+    raws, hashes, thumbs = [], [], []  # per chunk: a table (not a dict per image: 0.1 GB at 100,000)
     with contextlib.ExitStack() as stack:
         if n_workers > 1:
             pool = stack.enter_context(process_pool(n_workers, WORKER_DIED))
@@ -72,11 +72,12 @@ def image_properties(processed: Path, index: pd.DataFrame, batch_size: int = 256
             parts = map(_properties, [processed] * len(chunks), chunks, [batch_size] * len(chunks))
         bar = stack.enter_context(tqdm(total=len(index), desc="clean: image properties", unit="img", mininterval=1))
         for raw, h, t in parts:
-            raws += raw
+            raws.append(raw)
             hashes.append(h)
             thumbs.append(t)
             bar.update(len(h))
-    raw = pd.DataFrame(raws, index=index.index)
+    raw = pd.concat(raws, ignore_index=True) if raws else pd.DataFrame()
+    raw.index = index.index
     w, h = index["width"].astype(float), index["height"].astype(float)
     raw["aspect_ratio"] = np.minimum(w / h, h / w)
     raw["size"] = np.sqrt(w) * np.sqrt(h)  # cleanvision's size: the square root of the source's area
@@ -110,7 +111,7 @@ def _properties(processed: Path, rows: pd.DataFrame, batch_size: int):
             grey = pil.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
             thumbs[at] = np.asarray(grey).ravel()
             at += 1
-    return raws, hashes, thumbs
+    return pd.DataFrame(raws), hashes, thumbs
 
 
 def quality_scores(raw: pd.DataFrame) -> pd.DataFrame:
