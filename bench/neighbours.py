@@ -12,7 +12,9 @@ params.yaml (clean.outliers: k, iqr_factor, min_ratio):
 - recall: the fraction of each row's k true neighbours that the index finds (mean, and the
   lowest 1 % of rows), and the largest difference between the two outlier scores (the mean
   distance to the k neighbours found), absolute and relative;
-- the outliers each flags under the rule, and how many both flag.
+- the outliers each flags under the rule, and how many both flag: through the index alone, and as
+  clean flags them (specimen.clean.outliers.outliers: the images over the cut scored again
+  comparing every pair), with that call's time.
 
 The features of bench/scale.py's runs are the realistic input (colour histograms of re-made
 photos, Hellinger-compared as clean compares them). Nothing is asserted; the figures are for
@@ -32,8 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from specimen.clean import neighbours  # noqa: E402
 from specimen.clean.neighbours import comparable, nearest, pinned_threads  # noqa: E402
-from specimen.clean.outliers import iqr_threshold  # noqa: E402
+from specimen.clean.outliers import knn_cut, outliers  # noqa: E402
 
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -44,8 +47,7 @@ def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, str]:
 
 
 def flags(score: np.ndarray, rule: dict) -> np.ndarray:
-    cut = max(iqr_threshold(score, rule["iqr_factor"]), rule["min_ratio"] * float(np.median(score)))
-    return score > cut
+    return score > knn_cut(score, rule)
 
 
 def measure(x: np.ndarray, rule: dict) -> dict:
@@ -57,6 +59,13 @@ def measure(x: np.ndarray, rule: dict) -> dict:
         start = time.perf_counter()
         d_index, i_index = nearest(x, k, np.float64, exact_rows=0)
         index_s = time.perf_counter() - start
+        saved, neighbours.EXACT_ROWS = neighbours.EXACT_ROWS, 0
+        try:
+            start = time.perf_counter()
+            _, f_clean = outliers(x, {**rule, "method": "knn"}, seed=0)
+            clean_s = time.perf_counter() - start
+        finally:
+            neighbours.EXACT_ROWS = saved
     found = np.array([len(set(a) & set(b)) for a, b in zip(i_exact, i_index)]) / k
     s_exact, s_index = d_exact.mean(axis=1), d_index.mean(axis=1)
     f_exact, f_index = flags(s_exact, rule), flags(s_index, rule)
@@ -71,6 +80,9 @@ def measure(x: np.ndarray, rule: dict) -> dict:
         "flagged_exact": int(f_exact.sum()),
         "flagged_index": int(f_index.sum()),
         "flagged_both": int((f_exact & f_index).sum()),
+        "clean_s": clean_s,
+        "flagged_clean": int(f_clean.sum()),
+        "flagged_clean_both": int((f_exact & f_clean).sum()),
     }
 
 
@@ -91,14 +103,16 @@ def main() -> None:
     print(f"{len(features):,} x {features.shape[1]} {extractor} features; k={rule['k']}")
     print(
         f"{'rows':>8} {'exact s':>8} {'index s':>8} {'ratio':>6} {'recall':>7} {'p1':>5} "
-        f"{'max |dscore|':>12} {'rel':>8} {'flagged exact / index / both':>29}"
+        f"{'max |dscore|':>12} {'rel':>8} {'flagged exact / index / both':>29} {'clean s':>8} "
+        f"{'clean flags / both':>18}"
     )
     for rows in args.rows or [len(features)]:
         r = measure(features[:rows], rule)
         print(
             f"{r['rows']:>8,} {r['exact_s']:>8.1f} {r['index_s']:>8.1f} {r['exact_s'] / r['index_s']:>6.1f} "
             f"{r['recall']:>7.4f} {r['recall_p1']:>5.2f} {r['score_diff']:>12.2e} {r['score_rel']:>8.2e} "
-            f"{r['flagged_exact']:>13,} / {r['flagged_index']:,} / {r['flagged_both']:,}",
+            f"{r['flagged_exact']:>13,} / {r['flagged_index']:,} / {r['flagged_both']:,} {r['clean_s']:>8.1f} "
+            f"{r['flagged_clean']:>10,} / {r['flagged_clean_both']:,}",
             flush=True,
         )
 

@@ -432,6 +432,26 @@ def test_a_row_whose_probed_lists_hold_too_few_rows_is_searched_exactly(monkeypa
     assert found == 60
 
 
+def test_knn_flags_through_the_index_what_comparing_every_pair_flags(monkeypatch):
+    """A neighbour the index misses only raises a score: the knn rule scores the images over its cut
+    again comparing every pair, so it flags what the exact search flags, though the index alone
+    (4 lists probed of 45) flags more."""
+    import specimen.clean.neighbours as neighbours
+    from specimen.clean.outliers import knn_cut
+
+    rng = np.random.default_rng(3)
+    x = np.vstack([clusters(rng, 2000), np.abs(rng.normal(0, 3, (20, 32)))])  # 20 far from the clusters
+    params = {"method": "knn", "k": 10, "iqr_factor": 1.7, "min_ratio": 0}
+    exact, exact_flags = outliers(x, params, seed=0)
+    monkeypatch.setattr(neighbours, "EXACT_ROWS", 0)
+    monkeypatch.setattr(neighbours, "NPROBE", 4)
+    alone = nearest(x, 10, np.float64)[0].mean(axis=1)
+    assert (alone >= exact - 1e-12).all() and (alone > knn_cut(alone, params)).sum() > exact_flags.sum()
+    score, flags = outliers(x, params, seed=0)
+    np.testing.assert_array_equal(flags, exact_flags)
+    np.testing.assert_allclose(score[flags], exact[flags], rtol=0, atol=1e-12)
+
+
 def test_clean_writes_the_same_tables_through_the_index(dirty, tmp_path, monkeypatch):
     """With every search through faiss's index (EXACT_ROWS 0), clean removes, flags and scores as it does
     comparing every pair (on this small set the index probes every list)."""

@@ -16,8 +16,11 @@ rule embed:
     conda:
         CONDA_ENV
     threads: 2
+    # measured at 100,000 images (bench/scale.py): 0.2 GB and 8 s with histograms; a CNN on two CPU
+    # cores embeds a few hundred images a second (bench/embed.py), CLIP fewer
     resources:
         mem_mb=4000,
+        runtime=240,
     params:
         tracked=tracked("embed"),  # the params its DVC stage lists
     shell:
@@ -64,8 +67,8 @@ rule clean:
         "logs/benchmarks/clean.tsv"
     conda:
         CONDA_ENV
-    # measured (bench/scale.py, 128 px, histogram features): 0.27 GB and 25 s at 10,000 images,
-    # 1.55 GB and 7 minutes at 100,000; memory grows with the N x 512 features (float64 for the kNN)
+    # measured (bench/scale.py, 128 px, histogram features, 2 threads): 0.5 GB and 14 s at 10,000
+    # images, 1.2 to 1.6 GB and about 2 minutes at 100,000; memory grows with the N x 512 features
     threads: 2  # the image properties' workers
     resources:
         mem_mb=4000,
@@ -89,6 +92,10 @@ rule balance:
         "logs/benchmarks/balance.tsv"
     conda:
         CONDA_ENV
+    # measured at 100,000 images (bench/scale.py): 0.2 GB and 2 s
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         tracked=tracked("balance"),  # the params its DVC stage lists
     shell:

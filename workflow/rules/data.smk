@@ -14,6 +14,11 @@ rule download:
         "logs/benchmarks/download.tsv"
     conda:
         CONDA_ENV
+    # measured at 100,000 images, 3.7 GB (bench/scale.py): 42 MB, 7 to 14 s for a local: copy; a
+    # Kaggle download of that size takes what the network gives
+    resources:
+        mem_mb=1000,
+        runtime=120,
     params:
         tracked=tracked("download"),  # the params its DVC stage lists
         content=LOCAL_SOURCE_DIGEST,  # a local: dataset's content (specimen.localsource)
@@ -33,6 +38,10 @@ rule extract:
         "logs/benchmarks/extract.tsv"
     conda:
         CONDA_ENV
+    # measured at 100,000 images (bench/scale.py): 0.16 GB and 5 s
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         tracked=tracked("extract"),  # the params its DVC stage lists
     shell:
@@ -53,6 +62,10 @@ rule ingest:
         "logs/benchmarks/ingest.tsv"
     conda:
         CONDA_ENV
+    # measured at 100,000 images (bench/scale.py): 0.36 GB (every file's manifest row) and 21 s
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         tracked=tracked("ingest"),  # the params its DVC stage lists
     shell:
@@ -74,8 +87,10 @@ rule preprocess:
     conda:
         CONDA_ENV
     threads: 8
+    # measured at 100,000 images, 128 px, 2 threads (bench/scale.py): 0.52 GB (all processes) and 49 s
     resources:
         mem_mb=2000,
+        runtime=60,
     params:
         tracked=tracked("preprocess"),  # the params its DVC stage lists
     shell:

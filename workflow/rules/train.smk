@@ -24,6 +24,8 @@ rule train:
     conda:
         CONDA_ENV
     threads: 2
+    # measured at 100,000 images, 128 px, small_cnn, one epoch on two CPU cores (bench/scale.py): 7
+    # minutes; 5.4 to 6.1 GB resident, most of it the shards read through memory maps (4.9 GB)
     resources:
         mem_mb=4000,
         runtime=120,

@@ -7,7 +7,8 @@ inverted-file index (IndexIVFFlat) finds the candidates: k-means sorts the rows 
 lists, and each row is compared with the rows of its NPROBE nearest lists only, so the work grows
 as N^1.5 instead of N^2. The distances to the neighbours found are computed again exactly, so the
 index can miss a neighbour (and report the next one) but never misstates a distance (to 1e-15);
-bench/neighbours.py measures how often it misses, and what that changes in the outlier flags.
+bench/neighbours.py measures how often it misses, and what that changes in the outlier flags
+(the knn rule scores the images over its cut again with nearest_of, every pair compared).
 Both are deterministic: the k-means is seeded and its sample fixed, and each row's candidates do
 not depend on the number of threads."""
 
@@ -104,16 +105,38 @@ def _indexed(features: np.ndarray, k: int, dtype) -> tuple[np.ndarray, np.ndarra
     del index, vectors
     short = np.flatnonzero((idx < 0).any(axis=1))
     if short.size:
-        unit = _unit(features, dtype)
+        unit = _unit(features, np.float32)
         idx[short] = _exact(unit, unit[short], k)[1]
         del unit
-    # the distances again, exactly, in float64 (as scikit-learn gives them); ordered by them, then by index
-    block = max(1, WORKING_BYTES // (3 * k * d * 8))
+    return _exact_distances(features, np.arange(n), idx, dtype)
+
+
+def nearest_of(features: np.ndarray, rows: np.ndarray, k: int, dtype=np.float32):
+    """As nearest, for `rows` only, every pair compared: (cosine distances, indices) of each of those
+    rows' k nearest other rows, in float32 to choose them and `dtype` for their distances."""
+    k = min(k, len(features) - 1)
+    unit = _unit(features, np.float32)
+    _, idx = _exact(unit, unit[rows], k + 1)
+    del unit
+    dist, idx = _exact_distances(features, rows, idx, dtype)
+    dist = np.clip(dist / 2.0, 0.0, 2.0)
+    is_self = idx == np.asarray(rows)[:, None]
+    drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), k)
+    mask = np.ones_like(idx, dtype=bool)
+    mask[np.arange(len(idx)), drop] = False
+    return dist[mask].reshape(len(idx), k), idx[mask].reshape(len(idx), k)
+
+
+def _exact_distances(features: np.ndarray, rows: np.ndarray, idx: np.ndarray, dtype):
+    """(squared euclidean distances, indices) between each of `rows` and its candidates `idx`, the rows
+    normalised as `dtype` a block at a time, computed in float64 (as scikit-learn gives them); each
+    row's candidates ordered by them, then by index."""
+    d = features.shape[1]
+    block = max(1, WORKING_BYTES // (3 * idx.shape[1] * d * 8))
     dist = np.empty(idx.shape)
-    for s in range(0, n, block):
-        rows = idx[s : s + block]
-        near = _unit(features[rows.ravel()], dtype).reshape(*rows.shape, d)
-        diff = _unit(features[s : s + block], dtype)[:, None, :].astype(np.float64) - near
+    for s in range(0, len(rows), block):
+        near = _unit(features[idx[s : s + block].ravel()], dtype).reshape(*idx[s : s + block].shape, d)
+        diff = _unit(features[rows[s : s + block]], dtype)[:, None, :].astype(np.float64) - near
         dist[s : s + block] = np.einsum("ikj,ikj->ik", diff, diff)
     by_index = np.argsort(idx, axis=1, kind="stable")
     dist, idx = np.take_along_axis(dist, by_index, axis=1), np.take_along_axis(idx, by_index, axis=1)

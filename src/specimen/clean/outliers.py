@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from specimen.clean.neighbours import WORKING_BYTES, nearest
+from specimen.clean import neighbours
+from specimen.clean.neighbours import WORKING_BYTES, nearest, nearest_of
 
 
 def iqr_threshold(scores: np.ndarray, factor: float) -> float:
     q1, q3 = np.percentile(scores, [25, 75])
     return float(q3 + factor * (q3 - q1))
+
+
+def knn_cut(score: np.ndarray, params: dict) -> float:
+    """The knn rule's threshold: Q3 + iqr_factor * IQR of the scores, and min_ratio times their median."""
+    return max(iqr_threshold(score, params["iqr_factor"]), params["min_ratio"] * float(np.median(score)))
 
 
 def knn_distance(features: np.ndarray, k: int) -> np.ndarray:
@@ -45,7 +51,16 @@ def outliers(features: np.ndarray, params: dict, seed: int) -> tuple[np.ndarray,
         return np.zeros(n), np.zeros(n, dtype=bool)
     if method == "knn":
         score = knn_distance(features, k)
-        cut = max(iqr_threshold(score, params["iqr_factor"]), params["min_ratio"] * float(np.median(score)))
+        cut = knn_cut(score, params)
+        if n > neighbours.EXACT_ROWS:
+            # the index may miss a neighbour, which only raises a score: the images over the cut are
+            # scored again comparing every pair (and the cut, which can only fall, is taken again,
+            # until no new image is over it), so that none is flagged for a neighbour it missed
+            exact = np.zeros(n, dtype=bool)
+            while (over := np.flatnonzero((score > cut) & ~exact)).size:
+                score[over] = nearest_of(features, over, k, dtype=np.float64)[0].mean(axis=1)
+                exact[over] = True
+                cut = knn_cut(score, params)
         return score, score > cut
     if method == "lof":
         from sklearn import config_context
