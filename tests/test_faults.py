@@ -192,6 +192,17 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def kill_worker(proc: subprocess.Popen, worker: int, stage: str) -> tuple[str, list[str]]:
+    """SIGKILL one worker of `proc` (a `specimen <stage>`) as the out-of-memory killer would; the stage
+    must end within 30 s with exit status 2 and no traceback. Returns (its stderr, its own lines)."""
+    os.kill(worker, signal.SIGKILL)
+    killed = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - killed < 30, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    return err, [line for line in err.splitlines() if line.startswith(f"specimen {stage}:")]
+
+
 def test_a_killed_decoding_worker_stops_preprocess_in_one_line_within_seconds(reference, tmp_path):
     """As the out-of-memory killer would: one of preprocess's decoding workers is SIGKILLed part-way.
     The stage ends within seconds (multiprocessing.Pool waited forever for the dead worker's images)
@@ -205,12 +216,8 @@ def test_a_killed_decoding_worker_stops_preprocess_in_one_line_within_seconds(re
         time.sleep(0.002)
     workers = children(proc.pid)
     assert workers and proc.poll() is None
-    os.kill(workers[0], signal.SIGKILL)
-    killed = time.monotonic()
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and time.monotonic() - killed < 30, err[-2000:]
-    said = [line for line in err.splitlines() if line.startswith("specimen preprocess:")]
-    assert "Traceback" not in err and said == [
+    err, said = kill_worker(proc, workers[0], "preprocess")
+    assert said == [
         "specimen preprocess: error: a decoding worker died part-way (killed by the out-of-memory killer or a "
         "signal, see dmesg): nothing was kept; give the job more memory (Snakemake: --resources mem_mb), or lower "
         "preprocess.shard_size or the number of workers (OMP_NUM_THREADS), and run it again"
@@ -229,12 +236,8 @@ def test_a_killed_properties_worker_stops_clean_in_one_line_within_seconds(refer
     while not (workers := children(proc.pid)):
         assert proc.poll() is None and time.monotonic() < end, "clean ended before a worker could be killed"
         time.sleep(0.002)
-    os.kill(workers[0], signal.SIGKILL)
-    killed = time.monotonic()
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and time.monotonic() - killed < 30, err[-2000:]
-    said = [line for line in err.splitlines() if line.startswith("specimen clean:")]
-    assert "Traceback" not in err and said == [
+    err, said = kill_worker(proc, workers[0], "clean")
+    assert said == [
         "specimen clean: error: a worker computing image properties died part-way (killed by the out-of-memory "
         "killer or a signal, see dmesg): nothing was written; give the job more memory (Snakemake: --resources "
         "mem_mb) or fewer threads (OMP_NUM_THREADS), and run it again"
