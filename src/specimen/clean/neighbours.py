@@ -58,13 +58,7 @@ def nearest(features: np.ndarray, k: int, dtype=np.float32, exact_rows: int | No
         dist, idx = _exact(unit, unit, k + 1)
     else:
         dist, idx = _indexed(features, k + 1, dtype)
-    dist = np.clip(dist / 2.0, 0.0, 2.0)
-    # drop each row itself (normally column 0; with exact twins it may sit elsewhere)
-    is_self = idx == np.arange(len(features))[:, None]
-    drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), k)
-    mask = np.ones_like(idx, dtype=bool)
-    mask[np.arange(len(idx)), drop] = False
-    return dist[mask].reshape(len(idx), k), idx[mask].reshape(len(idx), k)
+    return _without_self(dist, idx, np.arange(len(features)), k)
 
 
 def _unit(features: np.ndarray, dtype) -> np.ndarray:
@@ -102,12 +96,11 @@ def _indexed(features: np.ndarray, k: int, dtype) -> tuple[np.ndarray, np.ndarra
     index.add(vectors)
     index.nprobe = min(NPROBE, lists)
     _, idx = index.search(vectors, k)
-    del index, vectors
+    del index
     short = np.flatnonzero((idx < 0).any(axis=1))
     if short.size:
-        unit = _unit(features, np.float32)
-        idx[short] = _exact(unit, unit[short], k)[1]
-        del unit
+        idx[short] = _exact(vectors, vectors[short], k)[1]
+    del vectors
     return _exact_distances(features, np.arange(n), idx, dtype)
 
 
@@ -119,8 +112,14 @@ def nearest_of(features: np.ndarray, rows: np.ndarray, k: int, dtype=np.float32)
     _, idx = _exact(unit, unit[rows], k + 1)
     del unit
     dist, idx = _exact_distances(features, rows, idx, dtype)
+    return _without_self(dist, idx, np.asarray(rows), k)
+
+
+def _without_self(dist: np.ndarray, idx: np.ndarray, rows: np.ndarray, k: int):
+    """The k + 1 squared distances and indices found for each of `rows`, less the row itself (normally
+    column 0; with exact twins it may sit elsewhere; absent, the farthest goes), as cosine distances."""
     dist = np.clip(dist / 2.0, 0.0, 2.0)
-    is_self = idx == np.asarray(rows)[:, None]
+    is_self = idx == rows[:, None]
     drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), k)
     mask = np.ones_like(idx, dtype=bool)
     mask[np.arange(len(idx)), drop] = False

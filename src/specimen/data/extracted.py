@@ -37,17 +37,22 @@ _FILES: dict[str, tuple[tuple, int]] = {}  # archive: (its identity, a file desc
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a zip entry's local file header (APPNOTE.TXT 4.3.7)
 
 
-def _zip(archive: str) -> zipfile.ZipFile:
-    """The zip, opened once in this process and kept open for its next call (opened again when
-    the file was replaced, or in a forked child, which must not share the parent's file offset)."""
+def _opened(cache: dict, archive: str, open_, close):
+    """`open_(archive)`, opened once in this process and kept in `cache` for its next call (opened
+    again when the file was replaced, or in a forked child, which must not share the parent's)."""
     st = os.stat(archive)
     key = (os.getpid(), st.st_ino, st.st_mtime_ns, st.st_size)
-    known = _ZIPS.get(archive)
+    known = cache.get(archive)
     if known is None or known[0] != key:
         if known is not None and known[0][0] == key[0]:
-            known[1].close()
-        known = _ZIPS[archive] = (key, zipfile.ZipFile(archive))
+            close(known[1])
+        known = cache[archive] = (key, open_(archive))
     return known[1]
+
+
+def _zip(archive: str) -> zipfile.ZipFile:
+    """The zip, opened once per process (a forked child must not share the parent's file offset)."""
+    return _opened(_ZIPS, archive, zipfile.ZipFile, lambda zf: zf.close())
 
 
 def read_member(archive: str, member: str) -> bytes:
@@ -57,8 +62,7 @@ def read_member(archive: str, member: str) -> bytes:
 
 def read_located(located: tuple) -> bytes:
     """The bytes of one member of a zip, from ``Extracted.located``'s (archive, member, offset, packed
-    size, CRC, method): read at its offset (``os.pread``: a descriptor a forked child may share), the
-    CRC checked. A method other than stored and deflated is read through zipfile."""
+    size, CRC, method): read at its offset (``os.pread``), the CRC checked. A method other than stored and deflated is read through zipfile."""
     archive, member, offset, packed, crc, method = located
     if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         return read_member(archive, member)
@@ -78,15 +82,8 @@ def read_located(located: tuple) -> bytes:
 
 
 def _fd(archive: str) -> int:
-    """A read-only descriptor of `archive`, opened once per process (again when the file was replaced)."""
-    st = os.stat(archive)
-    key = (os.getpid(), st.st_ino, st.st_mtime_ns, st.st_size)
-    known = _FILES.get(archive)
-    if known is None or known[0] != key:
-        if known is not None and known[0][0] == key[0]:
-            os.close(known[1])
-        known = _FILES[archive] = (key, os.open(archive, os.O_RDONLY))
-    return known[1]
+    """A read-only descriptor of `archive`, opened once per process."""
+    return _opened(_FILES, archive, lambda path: os.open(path, os.O_RDONLY), os.close)
 
 
 class Extracted:
