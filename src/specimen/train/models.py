@@ -1,6 +1,6 @@
 """Model builders, by name (``train.models``):
 
-- ``small_cnn``: a small convolutional network trained from scratch;
+- ``small_cnn``: a small residual network trained from scratch (see `small_cnn`);
 - any keras.applications backbone by lower-case name (``vgg16``, ``resnet50v2``, ``xception``,
   ``mobilenetv2``, ``efficientnetb0``..``b7``, ``efficientnetv2s``, ``convnext_tiny``, ...; see
   specimen.backbones): ``include_top=False`` with ``train.weights`` (imagenet, none or a
@@ -53,8 +53,10 @@ def _preprocess_layer():
 
 
 def augmentation(augment: dict, seed: int, value_range=(0, 255)):
-    """Random flip / rotation (degrees) / translation / zoom / contrast (fractions), from
-    train.augment, for images whose values lie in `value_range`."""
+    """Random flip / rotation (degrees) / translation / zoom / contrast (fractions), then
+    RandAugment (``rand_augment``: its strength, 0 off; two random operations per image), from
+    train.augment, for images whose values lie in `value_range`. (MixUp and CutMix mix labels
+    too, so they act on the training batches: specimen.train.inputs.mixed.)"""
     import keras
 
     layers = []
@@ -69,30 +71,67 @@ def augmentation(augment: dict, seed: int, value_range=(0, 255)):
         layers.append(keras.layers.RandomZoom(augment["zoom"], fill_mode="constant", seed=seed))
     if augment.get("contrast", 0):
         layers.append(keras.layers.RandomContrast(augment["contrast"], value_range=value_range, seed=seed))
+    if augment.get("rand_augment", 0):
+        layers.append(
+            keras.layers.RandAugment(value_range=value_range, num_ops=2, factor=augment["rand_augment"], seed=seed)
+        )
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def small_cnn(input_shape, n_classes: int, augment: dict, seed: int, units: int = 128, dropout: float = 0.4):
-    """`units` (0: none) and `dropout` size the dense layer before the softmax (the tune stage searches them)."""
+def small_cnn(
+    input_shape,
+    n_classes: int,
+    augment: dict,
+    seed: int,
+    filters=(16, 32, 64),
+    blocks: int = 1,
+    units: int = 0,
+    dropout: float = 0.2,
+):
+    """A small ResNet for training from scratch: a 3x3 stem (stride 2 on images over 64 px), then
+    one stage per entry of `filters`, each of `blocks` basic residual blocks (two 3x3
+    convolutions with batch norm, the block's last batch norm starting at zero so that each block
+    starts as the identity; every stage after the first halves the resolution), global average
+    pooling, an optional dense layer (`units`, 0: none), dropout and the softmax.
+
+    The input is standardised per image (zero mean, unit variance over all its pixels: exposure
+    and tint stop mattering). Batch norm uses momentum 0.9, not Keras' 0.99: a small dataset makes
+    few steps per epoch, and statistics averaged over ~1000 steps would lag the weights for many
+    epochs, so that validation (which uses them) would sit at chance while training learns.
+    """
     import keras
     from keras import layers
+
+    def norm(x, name, zero=False):
+        return layers.BatchNormalization(momentum=0.9, gamma_initializer="zeros" if zero else "ones", name=name)(x)
+
+    def block(x, width, stride, name):
+        shortcut = x
+        if stride != 1 or x.shape[-1] != width:
+            shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False, name=f"{name}_project")(x)
+            shortcut = norm(shortcut, f"{name}_project_bn")
+        y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+        y = layers.ReLU(name=f"{name}_relu1")(norm(y, f"{name}_bn1"))
+        y = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+        y = norm(y, f"{name}_bn2", zero=True)
+        return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
     x = layers.Rescaling(1 / 255.0)(inputs)
     if (augment_layers := augmentation(augment, seed, value_range=(0, 1))) is not None:
         x = augment_layers(x)
-    # Per-image standardisation: paper tint, ink colour and exposure stop mattering.
     x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardise")(x)
-    for filters in (16, 32, 64):  # VGG-style blocks: two 3x3 convolutions, then pooling
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = layers.MaxPooling2D()(x)
-    # Flatten, not global pooling: where the strokes are is what tells one class from another.
-    x = layers.Flatten()(x)
+    stride = 2 if min(input_shape[:2]) > 64 else 1
+    x = layers.Conv2D(filters[0], 3, strides=stride, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.ReLU(name="stem_relu")(norm(x, "stem_bn"))
+    for stage, width in enumerate(filters):
+        for number in range(blocks):
+            x = block(x, width, 2 if stage and not number else 1, f"stage{stage + 1}_block{number + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
     if units:
-        x = layers.Dense(units, activation="relu")(x)
-    x = layers.Dropout(dropout, seed=seed)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+        x = layers.Dense(units, activation="relu", name="dense")(x)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
