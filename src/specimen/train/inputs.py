@@ -33,8 +33,16 @@ def split_rows(index_path: Path, split: str | None = None) -> pd.DataFrame:
 
 
 def dataset(
-    rows: pd.DataFrame, processed: Path, classes: list[str], batch_size: int, shuffle: bool = False, seed: int = 0
+    rows: pd.DataFrame,
+    processed: Path,
+    classes: list[str],
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    one_hot: bool = False,
 ):
+    """Batches of (uint8 images, label ids), or one-hot float labels with `one_hot` (what
+    training's loss takes: label smoothing and MixUp/CutMix need them)."""
     import tensorflow as tf
 
     shards = Shards(Path(processed) / "shards")
@@ -56,7 +64,7 @@ def dataset(
         images, y = tf.numpy_function(gather, [positions], (tf.uint8, tf.int32), stateful=False)
         images.set_shape((None, *shape))
         y.set_shape((None,))
-        return images, y
+        return images, (tf.one_hot(y, len(classes)) if one_hot else y)
 
     ds = tf.data.Dataset.range(len(rows))
     if shuffle:
@@ -66,3 +74,28 @@ def dataset(
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def mixed(ds, augment: dict, seed: int):
+    """Training batches (uint8 images, one-hot labels) through Keras' MixUp and/or CutMix, from
+    ``train.augment.mixup`` and ``cutmix`` (each its alpha; 0: off): pairs of images blended, or a
+    patch of one pasted into the other, their labels mixed in the same proportion. Images stay
+    uint8, rounded (the model's input). Seeded: the same mixing on every run."""
+    import keras
+    import tensorflow as tf
+
+    layers = []
+    if augment.get("mixup", 0):
+        layers.append(keras.layers.MixUp(alpha=augment["mixup"], seed=seed))
+    if augment.get("cutmix", 0):
+        layers.append(keras.layers.CutMix(factor=augment["cutmix"], seed=seed + 1))
+    if not layers:
+        return ds
+
+    def mix(images, labels):
+        data = {"images": tf.cast(images, tf.float32), "labels": labels}
+        for layer in layers:
+            data = layer(data, training=True)
+        return tf.cast(tf.round(tf.clip_by_value(data["images"], 0, 255)), tf.uint8), data["labels"]
+
+    return ds.map(mix, num_parallel_calls=1, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -59,13 +59,15 @@ def callback_classes():
     import keras
 
     class EpochInfo(keras.callbacks.Callback):
-        """Adds the epoch's wall time to its logs (so train time survives a resume)."""
+        """Adds the epoch's wall time to its logs (so train time survives a resume), and the
+        learning rate at its end (a schedule's, which Keras does not log)."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             logs["seconds"] = round(time.perf_counter() - self._start, 3)
+            logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
     class CallbackState(keras.callbacks.Callback):
         """Keeps the counters of early stopping, the LR schedule and the checkpoint in the backup

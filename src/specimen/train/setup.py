@@ -109,31 +109,53 @@ def read_inputs(
     )
 
 
-def compile_phase(model, phase: Phase) -> int:
-    """Open the phase's layers (fine-tuning: the backbone's top ones) and compile at its learning
-    rate; returns the trainable weights count."""
+def compile_phase(model, phase: Phase, params: dict, steps_per_epoch: int) -> int:
+    """Open the phase's layers (fine-tuning: the backbone's top ones) and compile it: the optimizer
+    (``train.optimizer``: AdamW with ``weight_decay``, biases and batch norm left out of it, or
+    Adam), its learning rate (``train.schedule``: ``cosine`` warms up linearly from 0 over
+    ``warmup_epochs``, then decays to 0 along a cosine by the phase's last epoch; ``plateau``
+    keeps the phase's rate for ReduceLROnPlateau to lower) and the loss (categorical cross-entropy
+    on one-hot labels, with ``label_smoothing``); XLA per ``jit_compile`` (``auto``: Keras' choice,
+    on with a GPU). Returns the trainable weights count."""
     import keras
 
     from specimen.train.models import unfreeze
 
     trainable = unfreeze(model, phase.unfrozen_layers) if phase.unfrozen_layers else len(model.trainable_weights)
+    rate = phase.learning_rate
+    if params.get("schedule", "cosine") == "cosine":
+        steps = max(1, phase.epochs * steps_per_epoch)
+        warmup = min(params.get("warmup_epochs", 3) * steps_per_epoch, steps // 2)
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else phase.learning_rate,
+            decay_steps=steps - warmup,
+            warmup_target=phase.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    if params.get("optimizer", "adamw") == "adamw":
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=params.get("weight_decay", 0.05))
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    else:
+        optimizer = keras.optimizers.Adam(rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(phase.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.get("label_smoothing", 0.0)),
         metrics=["accuracy"],
+        jit_compile={"on": True, "off": False}.get(params.get("jit_compile", "auto"), "auto"),
     )
     return trainable
 
 
 def plateau_callbacks(params: dict, monitor: str, mode: str, restore_best_weights: bool = False):
-    """Early stopping, and ReduceLROnPlateau unless its factor is 1 (then None)."""
+    """Early stopping, and ReduceLROnPlateau unless its factor is 1 or the cosine schedule sets the
+    rate (then None)."""
     import keras
 
     reduce = params.get("reduce_lr", {})
     stop = keras.callbacks.EarlyStopping(
         monitor=monitor, mode=mode, patience=params["patience"], restore_best_weights=restore_best_weights
     )
-    if reduce.get("factor", 0.5) >= 1:
+    if reduce.get("factor", 0.5) >= 1 or params.get("schedule", "cosine") == "cosine":  # the schedule sets the rate
         return stop, None
     return stop, keras.callbacks.ReduceLROnPlateau(
         monitor=monitor,

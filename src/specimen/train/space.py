@@ -53,7 +53,7 @@ def trial_params(train: dict, tune: dict, values: dict) -> dict:
         "epochs": tune["epochs"],
         "learning_rate": values["learning_rate"],
         "head": {**train.get("head", {}), **head},
-        "small_cnn": head,
+        "small_cnn": {**train.get("small_cnn", {}), **head},
         "fine_tune": {
             **train.get("fine_tune", {}),
             "epochs": tune["epochs"] if unfrozen else 0,

@@ -9,7 +9,10 @@ Two phases, as the keras.io transfer-learning guide does it:
 2. ``fine_tune``: the backbone's top ``fine_tune.unfrozen_layers`` layers unfrozen, the model
    recompiled at ``fine_tune.learning_rate``, trained for up to ``fine_tune.epochs`` more.
 
-Each phase: class weights from balance, early stopping and ReduceLROnPlateau on ``train.monitor``,
+Each phase compiles with train's recipe (specimen.train.setup.compile_phase: AdamW, a warm-up
+then cosine decay of the learning rate, label smoothing), trains on one-hot labels (MixUp/CutMix
+if asked) with class weights from balance, early stopping (and ReduceLROnPlateau with
+``schedule: plateau``) on ``train.monitor``,
 the best epoch checkpointed (across both phases: fine-tuning that never beats the head keeps
 the head's weights), TensorBoard, DVCLive (``Live(dvcyaml=False, save_dvc_exp=False)``: the
 project's dvc.yaml is not DVCLive's), and a CSV row per epoch. BackupAndRestore saves the
@@ -35,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 from specimen.artefacts import atomic_file, working_folder, write_csv, write_json
-from specimen.train.inputs import dataset
+from specimen.train.inputs import dataset, mixed
 from specimen.train.resume import best_value, callback_classes, check_keras_backup, read_log
 from specimen.train.setup import (
     compile_phase,
@@ -80,8 +83,13 @@ def train(
     policy = precision(params.get("mixed_precision", "off"))
     strategy = distribution()
     batch_size = params["batch_size"] * strategy.num_replicas_in_sync
-    train_ds = dataset(train_rows, processed, classes, batch_size, shuffle=True, seed=seed)
-    valid_ds = dataset(valid_rows, processed, classes, batch_size) if len(valid_rows) else None
+    train_ds = mixed(
+        dataset(train_rows, processed, classes, batch_size, shuffle=True, seed=seed, one_hot=True),
+        params.get("augment", {}),
+        seed,
+    )
+    valid_ds = dataset(valid_rows, processed, classes, batch_size, one_hot=True) if len(valid_rows) else None
+    steps = -(-len(train_rows) // batch_size)
 
     settings = {
         "model": model_name,
@@ -107,7 +115,7 @@ def train(
         if number < len(done):
             continue
         with strategy.scope():
-            trainable = compile_phase(model, phase)
+            trainable = compile_phase(model, phase, params, steps)
         first = done[-1]["last_epoch"] + 1 if done else 0
         backup = work / f"backup-{phase.name}"
         checkpoint = work / f"best-{phase.name}.weights.h5"

@@ -34,7 +34,7 @@ import yaml
 from specimen import SpecimenError, figures
 from specimen.artefacts import atomic_file, sha256_file, working_folder, write_csv
 from specimen.train import kerastuner
-from specimen.train.inputs import dataset
+from specimen.train.inputs import dataset, mixed
 from specimen.train.space import VALUES, best_params, check_space, rounded, space, trial_params
 
 
@@ -174,17 +174,32 @@ def _tuner_class():
             keras.backend.clear_session()
             keras.utils.set_random_seed(j["seed"])  # each trial as if it were the first
             start = time.perf_counter()
-            train_ds = dataset(
-                j["train_rows"], j["processed"], j["classes"], j["batch_size"], shuffle=True, seed=j["seed"]
+            train_ds = mixed(
+                dataset(
+                    j["train_rows"],
+                    j["processed"],
+                    j["classes"],
+                    j["batch_size"],
+                    shuffle=True,
+                    seed=j["seed"],
+                    one_hot=True,
+                ),
+                params.get("augment", {}),
+                j["seed"],
             )
-            valid_ds = dataset(j["valid_rows"], j["processed"], j["classes"], j["batch_size"]) if j["valid"] else None
+            valid_ds = (
+                dataset(j["valid_rows"], j["processed"], j["classes"], j["batch_size"], one_hot=True)
+                if j["valid"]
+                else None
+            )
+            steps = -(-len(j["train_rows"]) // j["batch_size"])
             with j["strategy"].scope():
                 model = build(j["model"], j["input_shape"], len(j["classes"]), params, j["seed"])
             monitor, mode = j["monitor"], j["mode"]
             scores, trainable = [], 0
             for phase in plan(j["model"], params):
                 with j["strategy"].scope():
-                    count = compile_phase(model, phase)
+                    count = compile_phase(model, phase, params, steps)
                 trainable = max(trainable, count)
                 callbacks = [c for c in plateau_callbacks(params, monitor, mode, restore_best_weights=True) if c]
                 history = model.fit(
