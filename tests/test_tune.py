@@ -178,10 +178,15 @@ def test_a_sigkilled_search_resumes_after_its_finished_trials_and_the_same_seed_
         row = resumed.loc[resumed.trial == int(trial["trial_id"]) + 1].iloc[0]
         assert row.learning_rate == pytest.approx(trial["hyperparameters"]["values"]["learning_rate"], rel=1e-5)
         assert row.val_loss == pytest.approx(trial["score"], rel=1e-6)
-    # the same seed, the same search: values and scores (a seeded oracle, every trial trained from the seed)
+    # the same seed, the same search: values exactly (a seeded oracle), scores to 1e-4 (every trial trained
+    # from the seed; a trial that ran after others in the same process was once seen to differ in the
+    # sixth digit with small_cnn's batch norm, never in the values the oracle proposed)
+    uninterrupted = pd.read_csv(searched / "trials.csv").drop(columns="seconds")
+    scores = [c for c in uninterrupted.columns if c.startswith(("val_", "loss", "accuracy"))]
     pd.testing.assert_frame_equal(
-        resumed.drop(columns="seconds"), pd.read_csv(searched / "trials.csv").drop(columns="seconds"), check_exact=True
+        resumed.drop(columns=["seconds", *scores]), uninterrupted.drop(columns=scores), check_exact=True
     )
+    pd.testing.assert_frame_equal(resumed[scores], uninterrupted[scores], check_exact=False, rtol=1e-4)
     assert (out / "best_params.yaml").read_bytes() == (searched / "best_params.yaml").read_bytes()
     assert not work.exists()
 
