@@ -91,3 +91,14 @@ def test_an_unquoted_off_or_on_means_the_word():
     assert params["clean"]["quality"]["low_information"]["action"] == "off"
     assert params["train"]["mixed_precision"] == "on"
     assert params["clean"]["duplicates"]["exact"] is True  # a real boolean stays one
+
+
+def test_xla_on_with_op_determinism_is_refused_in_one_line_not_dropped_with_a_warning():
+    params = copy.deepcopy(PARAMS)
+    params["train"].update(jit_compile="on", deterministic=True)
+    with pytest.raises(
+        SpecimenError, match=r"^params\.yaml: train\.jit_compile: 'on' needs train\.deterministic: false"
+    ):
+        validate(params, copy.deepcopy(SCHEMA))
+    params["train"]["deterministic"] = False
+    assert validate(params, copy.deepcopy(SCHEMA))["train"]["jit_compile"] == "on"

@@ -119,6 +119,13 @@ def validate(params: dict, schema: dict, source: str = "params.yaml") -> dict:
     split = params["dataset"].get("split")
     if split and abs(sum(split.values()) - 1) > 1e-6:
         raise SpecimenError(f"{source}: dataset.split: proportions add up to {sum(split.values()):g}, not 1")
+    train = params.get("train") or {}
+    if train.get("jit_compile") == "on" and train.get("deterministic"):
+        # Keras turns XLA off, with only a warning, while TensorFlow's op determinism is on
+        raise SpecimenError(
+            f"{source}: train.jit_compile: 'on' needs train.deterministic: false "
+            "(TensorFlow's XLA is not deterministic); set one of them, or jit_compile: auto"
+        )
     return params
 
 
